@@ -1,0 +1,85 @@
+// Package carrier defines how a stream rides over HTTP. Each carrier is a
+// package beside this one (carrier/raw, ...) with a server side that the
+// gateway uses and a client side that porthole.Dial uses; this package holds
+// what they share.
+package carrier
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+)
+
+// Header names and values every carrier shares.
+const (
+	// VersionHeader is sent by every porthole client, so the gateway can tell
+	// a porthole client whose Upgrade header was stripped on the way from a
+	// legacy bare client.
+	VersionHeader = "Porthole-Version"
+	// Version is the protocol version porthole clients send.
+	Version = "1"
+)
+
+// A Carrier accepts tunnels of one kind on a route (the server side).
+type Carrier interface {
+	// Name is the carrier's name, as in "raw".
+	Name() string
+	// Wants reports whether r asks for this carrier.
+	Wants(r *http.Request) bool
+	// Check validates r before the gateway opens the service. Its error is a
+	// *StatusError the gateway sends as the answer.
+	Check(r *http.Request) error
+	// Accept completes the handshake and returns the tunnel. It is called
+	// once the service is open. The caller owns the returned connection.
+	Accept(w http.ResponseWriter, r *http.Request) (net.Conn, error)
+}
+
+// StatusError is an HTTP answer that refuses a tunnel: the gateway sends it,
+// and a client reports it when it reads one instead of a handshake.
+type StatusError struct {
+	Code   int         // HTTP status code
+	Reason string      // one line saying what was wrong
+	Header http.Header // extra response headers, may be nil
+}
+
+// Errorf returns a *StatusError with the code and a formatted reason.
+func Errorf(code int, format string, args ...any) *StatusError {
+	return &StatusError{Code: code, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Error reads as "gateway answered 502 Bad Gateway: reason".
+func (e *StatusError) Error() string {
+	s := fmt.Sprintf("gateway answered %d %s", e.Code, http.StatusText(e.Code))
+	if e.Reason != "" {
+		s += ": " + e.Reason
+	}
+	return s
+}
+
+// Write sends e as the response: the status and the reason as a one-line
+// text body.
+func (e *StatusError) Write(w http.ResponseWriter) {
+	h := w.Header()
+	for k, v := range e.Header {
+		h[k] = v
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(e.Code)
+	fmt.Fprintln(w, e.Reason)
+}
+
+// HeaderHasToken reports whether the comma-separated header field name in h
+// lists token, ignoring case (as in "Connection: keep-alive, Upgrade").
+func HeaderHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for f := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(f), token) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/porthole/porthole/gateway"
+	"github.com/porthole/porthole/internal/tlsutil"
+	"github.com/porthole/porthole/service"
+)
+
+func serve(ctx context.Context, args []string, log *slog.Logger, stderr io.Writer) error {
+	fs := flag.NewFlagSet("porthole serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		listen    = fs.String("listen", "127.0.0.1:8080", "HTTP listen `address`; empty for none")
+		tlsListen = fs.String("tls-listen", "", "HTTPS listen `address`, as in 127.0.0.1:8443")
+		certFile  = fs.String("cert", "", "TLS certificate `file` (PEM); without -cert and -key a self-signed one is made")
+		keyFile   = fs.String("key", "", "TLS private key `file` (PEM)")
+		maxTun    = fs.Int("max-tunnels", 10000, "cap on open tunnels; beyond it requests get 503")
+		drain     = fs.Duration("shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long open tunnels may finish before they are closed")
+		routes    listFlag
+	)
+	fs.Var(&routes, "route", "`PATH=TARGET`, repeatable: TARGET is echo or tcp://host:port (default: /echo=echo)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: porthole serve [flags]\n\nRuns a gateway. With no flags: http://127.0.0.1:8080, the route /echo, the page at /.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve takes no arguments, got %q; routes are given with -route PATH=TARGET", fs.Args())
+	}
+	if len(routes) == 0 {
+		routes = listFlag{"/echo=echo"}
+	}
+	rs, err := parseRoutes(routes)
+	if err != nil {
+		return err
+	}
+	if *listen == "" && *tlsListen == "" {
+		return errors.New("nothing to listen on: give -listen or -tls-listen")
+	}
+	if (*certFile == "") != (*keyFile == "") {
+		return errors.New("-cert and -key go together")
+	}
+	gw, err := gateway.New(&gateway.Options{Routes: rs, MaxTunnels: *maxTun, Logger: log})
+	if err != nil {
+		return err
+	}
+
+	errc := make(chan error, 2)
+	if *listen != "" {
+		ln, err := net.Listen("tcp", *listen)
+		if err != nil {
+			return err
+		}
+		log.Info("listening", "url", "http://"+ln.Addr().String()+"/")
+		go func() { errc <- gw.Serve(ln) }()
+	}
+	if *tlsListen != "" {
+		cfg, err := serverTLS(*certFile, *keyFile, *tlsListen, log)
+		if err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", *tlsListen)
+		if err != nil {
+			return err
+		}
+		log.Info("listening", "url", "https://"+ln.Addr().String()+"/")
+		go func() { errc <- gw.ServeTLS(ln, cfg) }()
+	}
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: no new tunnels; open ones may finish", "timeout", *drain)
+	sctx, cancel := context.WithTimeout(context.Background(), *drain)
+	defer cancel()
+	if err := gw.Shutdown(sctx); err != nil {
+		log.Warn("shutdown deadline passed; closed the tunnels still open", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// parseRoutes reads -route values. The bare form is on for echo routes.
+func parseRoutes(vals []string) ([]gateway.Route, error) {
+	var rs []gateway.Route
+	for _, v := range vals {
+		path, target, ok := strings.Cut(v, "=")
+		if !ok {
+			return nil, fmt.Errorf("-route %q: want PATH=TARGET, as in /ssh=tcp://127.0.0.1:22", v)
+		}
+		svc, err := service.Parse(target)
+		if err != nil {
+			return nil, fmt.Errorf("-route %q: %w", v, err)
+		}
+		_, isEcho := svc.(service.Echo)
+		rs = append(rs, gateway.Route{Path: path, Service: svc, Bare: isEcho})
+	}
+	return rs, nil
+}
+
+// serverTLS loads the certificate, or makes a self-signed one and logs its
+// fingerprint for clients to pin.
+func serverTLS(certFile, keyFile, addr string, log *slog.Logger) (*tls.Config, error) {
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("loading -cert %s and -key %s: %w", certFile, keyFile, err)
+		}
+		return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	}
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	if h, _, err := net.SplitHostPort(addr); err == nil && h != "" && !slices.Contains(hosts, h) {
+		hosts = append(hosts, h)
+	}
+	cert, err := tlsutil.SelfSigned(hosts...)
+	if err != nil {
+		return nil, fmt.Errorf("making a self-signed certificate: %w", err)
+	}
+	log.Info("self-signed TLS certificate for development; clients pin it with -fingerprint",
+		"sha256", tlsutil.Fingerprint(cert.Leaf.Raw), "hosts", strings.Join(hosts, ","))
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}

@@ -1,0 +1,159 @@
+package porthole
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/porthole/porthole/carrier"
+	"github.com/porthole/porthole/carrier/raw"
+	"github.com/porthole/porthole/internal/tlsutil"
+)
+
+// Dialer holds the options for Dial. The zero value, and a nil *Dialer,
+// dial with the defaults each field names.
+type Dialer struct {
+	// TLSConfig configures TLS for https URLs: RootCAs for a private CA,
+	// ServerName, client certificates, and InsecureSkipVerify, the explicit
+	// switch that trusts any certificate (for development only). nil means
+	// the system's roots and the URL's host name. It is cloned, not changed.
+	TLSConfig *tls.Config
+	// Fingerprint pins the gateway's certificate by the SHA-256 of its DER
+	// form, in hex (colons allowed, as openssl prints it). When set, the
+	// certificate is trusted if and only if it matches, whatever signed it.
+	Fingerprint string
+	// Header holds extra request headers for the handshake.
+	Header http.Header
+	// HandshakeTimeout bounds connecting, the TLS handshake and the
+	// carrier's handshake. Zero means 30 seconds. A deadline on Dial's
+	// context that comes sooner applies instead.
+	HandshakeTimeout time.Duration
+	// DialContext opens the TCP connection to the gateway; nil means a
+	// net.Dialer's DialContext.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Dial opens a tunnel to the service at rawURL, an http:// or https:// URL
+// whose path names a route on a porthole gateway, as in
+// "https://gateway.example/ssh". d may be nil for the defaults.
+//
+// ctx bounds the dial and handshake only; once Dial returns, the tunnel
+// lives until it is closed. The returned net.Conn also implements
+// CloseWrite() error, which tells the service the client will send no more
+// while its replies keep arriving.
+//
+// A refusal by the gateway is returned as a *StatusError carrying the status
+// and the gateway's reason; network and TLS failures are returned wrapped.
+func Dial(ctx context.Context, rawURL string, d *Dialer) (net.Conn, error) {
+	if d == nil {
+		d = &Dialer{}
+	}
+	u, err := parseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := d.dial(ctx, u)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", u.Redacted(), err)
+	}
+	return conn, nil
+}
+
+// StatusError is a gateway's refusal to open a tunnel: an HTTP status and
+// the gateway's one-line reason.
+type StatusError = carrier.StatusError
+
+func (d *Dialer) dial(ctx context.Context, u *url.URL) (net.Conn, error) {
+	timeout := d.HandshakeTimeout
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	dialTCP := d.DialContext
+	if dialTCP == nil {
+		dialTCP = (&net.Dialer{}).DialContext
+	}
+	conn, err := dialTCP(ctx, "tcp", hostPort(u))
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme == "https" {
+		cfg, err := d.tlsConfig(u)
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		tc := tls.Client(conn, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("TLS handshake with %s: %w", u.Host, err)
+		}
+		conn = tc
+	}
+	tun, err := raw.Handshake(ctx, conn, u, d.Header)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return tun, nil
+}
+
+func (d *Dialer) tlsConfig(u *url.URL) (*tls.Config, error) {
+	cfg := &tls.Config{}
+	if d.TLSConfig != nil {
+		cfg = d.TLSConfig.Clone()
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = u.Hostname()
+	}
+	if cfg.MinVersion < tls.VersionTLS12 {
+		cfg.MinVersion = tls.VersionTLS12
+	}
+	cfg.NextProtos = []string{"http/1.1"}
+	if d.Fingerprint != "" {
+		pin, err := tlsutil.ParseFingerprint(d.Fingerprint)
+		if err != nil {
+			return nil, err
+		}
+		// The pin replaces chain verification: it names the one
+		// certificate to trust.
+		cfg.InsecureSkipVerify = true
+		cfg.VerifyConnection = tlsutil.PinVerifier(pin)
+	}
+	return cfg, nil
+}
+
+// ErrFingerprint is returned when the gateway's certificate does not match
+// Dialer.Fingerprint.
+var ErrFingerprint = tlsutil.ErrFingerprint
+
+// ErrBadURL is returned for a URL Dial cannot use.
+var ErrBadURL = errors.New("porthole: URL must be http:// or https:// with a route path, as in http://127.0.0.1:8080/echo")
+
+func parseURL(rawURL string) (*url.URL, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadURL, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path == "" || u.Path == "/" {
+		return nil, fmt.Errorf("%w (got %q)", ErrBadURL, rawURL)
+	}
+	return u, nil
+}
+
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	if u.Scheme == "https" {
+		return net.JoinHostPort(u.Hostname(), "443")
+	}
+	return net.JoinHostPort(u.Hostname(), "80")
+}

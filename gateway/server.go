@@ -1,0 +1,78 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+)
+
+// Serve accepts HTTP connections on ln and serves them until Shutdown. It
+// always returns a non-nil error; after Shutdown, http.ErrServerClosed.
+//
+// The server reads request heads within ReadHeaderTimeout and MaxHeaderBytes;
+// it sets no read or write timeout on the tunnels it hands over.
+func (g *Gateway) Serve(ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           g,
+		ReadHeaderTimeout: g.opts.ReadHeaderTimeout,
+		MaxHeaderBytes:    g.opts.MaxHeaderBytes,
+		IdleTimeout:       2 * g.opts.ReadHeaderTimeout,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+	}
+	g.mu.Lock()
+	if g.shutdown {
+		g.mu.Unlock()
+		ln.Close()
+		return http.ErrServerClosed
+	}
+	g.servers[srv] = struct{}{}
+	g.mu.Unlock()
+	return srv.Serve(ln)
+}
+
+// ServeTLS is Serve over TLS with cfg (which needs a certificate). It
+// enforces TLS 1.2 or newer and HTTP/1.1, whose Upgrade the carriers use.
+func (g *Gateway) ServeTLS(ln net.Listener, cfg *tls.Config) error {
+	cfg = cfg.Clone()
+	if cfg.MinVersion < tls.VersionTLS12 {
+		cfg.MinVersion = tls.VersionTLS12
+	}
+	cfg.NextProtos = []string{"http/1.1"}
+	return g.Serve(tls.NewListener(ln, cfg))
+}
+
+// OpenTunnels returns the number of tunnels open or in their handshake.
+func (g *Gateway) OpenTunnels() int { return g.tunnels.count() }
+
+// Shutdown stops accepting connections and new tunnels, then waits for the
+// open tunnels to end. When ctx ends first, it closes the tunnels still
+// open and the connections still in a handshake, and returns ctx's error.
+// Tunnels accepted with ServeTunnel on another server are drained too.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.mu.Lock()
+	g.shutdown = true
+	servers := make([]*http.Server, 0, len(g.servers))
+	for s := range g.servers {
+		servers = append(servers, s)
+	}
+	g.mu.Unlock()
+
+	g.tunnels.mu.Lock()
+	g.tunnels.draining = true
+	g.tunnels.mu.Unlock()
+
+	var errs []error
+	for _, s := range servers {
+		if err := s.Shutdown(ctx); err != nil {
+			s.Close()
+			errs = append(errs, err)
+		}
+	}
+	if err := g.tunnels.drain(ctx); err != nil && len(errs) == 0 {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,3 @@
+module github.com/porthole/porthole
+
+go 1.26

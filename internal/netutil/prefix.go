@@ -1,0 +1,61 @@
+// Package netutil holds the small net.Conn helpers the carriers and the relay share.
+package netutil
+
+import (
+	"errors"
+	"net"
+)
+
+// PrefixConn is a net.Conn whose first reads return bytes that were already
+// read from the underlying connection, such as the bytes a bufio.Reader held
+// after an HTTP handshake. Writes, deadlines and closes go to the underlying
+// connection.
+type PrefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+// WithPrefix returns c itself when prefix is empty, so callers keep the
+// concrete type (and the kernel's splice path) whenever nothing was buffered.
+func WithPrefix(c net.Conn, prefix []byte) net.Conn {
+	if len(prefix) == 0 {
+		return c
+	}
+	return &PrefixConn{Conn: c, prefix: prefix}
+}
+
+// Read returns the buffered prefix first, then reads from the connection.
+func (c *PrefixConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// CloseWrite shuts down the writing side of the underlying connection.
+// Embedding hides it, so it is forwarded explicitly.
+func (c *PrefixConn) CloseWrite() error { return CloseWrite(c.Conn) }
+
+// Split returns the bytes still to be read before the underlying connection,
+// and that connection, without consuming them. A reader that takes over the
+// connection this way must deliver the prefix itself.
+func Split(c net.Conn) (prefix []byte, conn net.Conn) {
+	if p, ok := c.(*PrefixConn); ok {
+		return p.prefix, p.Conn
+	}
+	return nil, c
+}
+
+// ErrNoCloseWrite is returned by CloseWrite for connections that cannot
+// shut down only their writing side.
+var ErrNoCloseWrite = errors.New("connection does not support half-close")
+
+// CloseWrite shuts down the writing side of c when c supports it.
+func CloseWrite(c net.Conn) error {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return ErrNoCloseWrite
+}
