@@ -17,8 +17,7 @@ import (
 // client opens with Dial to that path. It lets a Go server accept tunnels
 // in-process, beside its other handlers.
 type Listener struct {
-	gw     *gateway.Gateway
-	route  gateway.Route
+	tunnel http.Handler
 	conns  chan net.Conn
 	done   chan struct{}
 	closer sync.Once
@@ -50,11 +49,12 @@ func NewListener(opts *ListenerOptions) *Listener {
 		HandshakeTimeout: o.HandshakeTimeout,
 		Logger:           slog.New(slog.DiscardHandler),
 	})
-	if err != nil {
-		panic("porthole: a gateway with no routes cannot fail: " + err.Error())
+	if err == nil {
+		l.tunnel, err = gw.Handler(gateway.Route{Path: "/listener", Service: service.Handler(l.handOff), Bare: o.Bare})
 	}
-	l.gw = gw
-	l.route = gateway.Route{Path: "/listener", Service: service.Handler(l.handOff), Bare: o.Bare}
+	if err != nil {
+		panic("porthole: the listener's fixed gateway options are invalid: " + err.Error())
+	}
 	return l
 }
 
@@ -65,7 +65,7 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case <-l.done:
 		carrier.Errorf(http.StatusServiceUnavailable, "listener is closed").Write(w)
 	default:
-		l.gw.ServeTunnel(w, r, l.route)
+		l.tunnel.ServeHTTP(w, r)
 	}
 }
 

@@ -143,15 +143,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	carrier.Errorf(http.StatusNotFound, "no route %s on this gateway", r.URL.Path).Write(w)
 }
 
-// ServeTunnel serves r as a tunnel to rt whatever r's path: the entry point
-// for handlers mounted on another mux, such as porthole.Listener.
-func (g *Gateway) ServeTunnel(w http.ResponseWriter, r *http.Request, rt Route) {
+// Handler returns a handler that serves every request as a tunnel to rt,
+// whatever its path: the entry point for handlers mounted on another mux,
+// such as porthole.Listener. Its tunnels count toward the gateway's cap and
+// are drained by Shutdown.
+func (g *Gateway) Handler(rt Route) (http.Handler, error) {
 	route, err := newRoute(rt, g.opts)
 	if err != nil {
-		carrier.Errorf(http.StatusInternalServerError, "%v", err).Write(w)
-		return
+		return nil, err
 	}
-	g.serveRoute(w, r, route)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.serveRoute(w, r, route)
+	}), nil
 }
 
 func (g *Gateway) serveRoute(w http.ResponseWriter, r *http.Request, rt *route) {

@@ -50,7 +50,7 @@ func (g *Gateway) OpenTunnels() int { return g.tunnels.count() }
 // Shutdown stops accepting connections and new tunnels, then waits for the
 // open tunnels to end. When ctx ends first, it closes the tunnels still
 // open and the connections still in a handshake, and returns ctx's error.
-// Tunnels accepted with ServeTunnel on another server are drained too.
+// Tunnels accepted through Handler on another server are drained too.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.mu.Lock()
 	g.shutdown = true
