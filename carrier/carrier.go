@@ -19,6 +19,8 @@ const (
 	VersionHeader = "Porthole-Version"
 	// Version is the protocol version porthole clients send.
 	Version = "1"
+	// UserAgent is the User-Agent porthole clients send unless told otherwise.
+	UserAgent = "porthole/1"
 )
 
 // A Carrier accepts tunnels of one kind on a route (the server side).

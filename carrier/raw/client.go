@@ -37,6 +37,9 @@ func Handshake(ctx context.Context, conn net.Conn, u *url.URL, header http.Heade
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", Token)
 	req.Header.Set(carrier.VersionHeader, carrier.Version)
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", carrier.UserAgent)
+	}
 
 	release := carrier.Bound(ctx, conn)
 	br := bufio.NewReader(conn)
