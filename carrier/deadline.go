@@ -11,9 +11,9 @@ import (
 // so the stream that follows the handshake has none; it returns ctx's error
 // when ctx ended first, and then conn must be closed.
 func Bound(ctx context.Context, conn net.Conn) (release func() error) {
-	if d, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(d)
-	}
+	// ctx's deadline is not copied to conn: the conn's timer could fire
+	// first and turn ctx's error into a bare i/o timeout. AfterFunc runs
+	// at the deadline as at a cancel.
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	return func() error {
 		if !stop() && ctx.Err() != nil {

@@ -4,14 +4,17 @@ package netutil
 import (
 	"errors"
 	"net"
+	"sync"
 )
 
 // PrefixConn is a net.Conn whose first reads return bytes that were already
 // read from the underlying connection, such as the bytes a bufio.Reader held
 // after an HTTP handshake. Writes, deadlines and closes go to the underlying
-// connection.
+// connection. Like any net.Conn, its methods may be called from several
+// goroutines at once.
 type PrefixConn struct {
 	net.Conn
+	mu     sync.Mutex // guards prefix
 	prefix []byte
 }
 
@@ -26,12 +29,24 @@ func WithPrefix(c net.Conn, prefix []byte) net.Conn {
 
 // Read returns the buffered prefix first, then reads from the connection.
 func (c *PrefixConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
 	if len(c.prefix) > 0 {
 		n := copy(p, c.prefix)
 		c.prefix = c.prefix[n:]
+		c.mu.Unlock()
 		return n, nil
 	}
+	c.mu.Unlock()
 	return c.Conn.Read(p)
+}
+
+// Close drops the unread prefix and closes the connection, so a Read
+// after Close returns net.ErrClosed as the net.Conn contract says.
+func (c *PrefixConn) Close() error {
+	c.mu.Lock()
+	c.prefix = nil
+	c.mu.Unlock()
+	return c.Conn.Close()
 }
 
 // CloseWrite shuts down the writing side of the underlying connection.
@@ -43,6 +58,8 @@ func (c *PrefixConn) CloseWrite() error { return CloseWrite(c.Conn) }
 // connection this way must deliver the prefix itself.
 func Split(c net.Conn) (prefix []byte, conn net.Conn) {
 	if p, ok := c.(*PrefixConn); ok {
+		p.mu.Lock()
+		defer p.mu.Unlock()
 		return p.prefix, p.Conn
 	}
 	return nil, c

@@ -1,0 +1,224 @@
+package porthole_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/porthole/porthole"
+	"github.com/porthole/porthole/gateway"
+	"github.com/porthole/porthole/internal/testgw"
+	"github.com/porthole/porthole/service"
+)
+
+// A refusal is a request the gateway must answer with an error status and
+// a one-line text body instead of a tunnel. The request is porthole's own
+// upgrade request changed by edits, so the same case is sent twice: as raw
+// bytes on a socket, and by porthole.Dial through a connection that applies
+// the edits on the way (an "intermediary" that breaks the request).
+type refusal struct {
+	name   string
+	path   string
+	edits  []edit
+	capped bool   // sent to a gateway whose one tunnel is taken
+	code   int    // the status
+	reason string // a fragment of the one-line body
+	header string // a response header that must be present, "Name: value"
+}
+
+var refusals = []refusal{
+	{name: "UnknownPath", path: "/nope", code: 404, reason: "no route /nope"},
+	{name: "DeadBackend", path: "/dead", code: 502, reason: "connection refused"},
+	{name: "WrongMethod", path: "/echo", edits: []edit{method("POST")}, code: 405, reason: "method POST", header: "Allow: GET"},
+	{name: "NoConnectionUpgrade", path: "/echo", edits: []edit{without("Connection")}, code: 400, reason: "without Connection: Upgrade"},
+	{name: "HTTP10Upgrade", path: "/echo", edits: []edit{proto("HTTP/1.0")}, code: 400, reason: "Upgrade needs HTTP/1.1"},
+	{name: "UpgradeWithBody", path: "/echo", edits: []edit{body("abc")}, code: 400, reason: "carries no body"},
+	{name: "UnknownToken", path: "/echo", edits: []edit{without("Upgrade"), with("Upgrade: h2c")}, code: 400, reason: `unsupported Upgrade "h2c"`},
+	{name: "PlainGET", path: "/echo", edits: []edit{without("Upgrade", "Connection", "Porthole-Version")}, code: 426, reason: "carries a TCP stream", header: "Upgrade: porthole"},
+	{name: "UpgradeStripped", path: "/echo", edits: []edit{without("Upgrade", "Connection")}, code: 426, reason: "Upgrade header did not arrive", header: "Upgrade: porthole"},
+	{name: "OverCap", path: "/echo", capped: true, code: 503, reason: "cap of 1 open tunnels"},
+	{name: "ConnectTCPCapsule", path: "/echo", edits: []edit{without("Upgrade"), with("Upgrade: connect-tcp"), with("Capsule-Protocol: ?1")}, code: 501, reason: "capsule protocol"},
+}
+
+func TestRefusals(t *testing.T) {
+	gw := startGateway(t, gateway.Options{})
+	capped := startGateway(t, gateway.Options{MaxTunnels: 1, Routes: []gateway.Route{{Path: "/echo", Service: service.Echo{}}}})
+	held := mustDial(t, capped.URL+"/echo", nil, waitLimit)
+	echoOnce(t, held, "holding the only place") // the tunnel is open, not just dialed
+	for _, rc := range refusals {
+		target := gw
+		if rc.capped {
+			target = capped
+		}
+		t.Run(rc.name+"/raw", func(t *testing.T) { rc.checkRaw(t, target) })
+		t.Run(rc.name+"/Dial", func(t *testing.T) { rc.checkDial(t, target) })
+	}
+}
+
+// checkRaw writes the request on a socket and reads the answer with
+// http.ReadResponse.
+func (rc refusal) checkRaw(t *testing.T, gw *testgw.Gateway) {
+	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(gw.URL, "http://"), waitLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(waitLimit))
+	head := "GET " + rc.path + " HTTP/1.1\r\nHost: gateway.test\r\nConnection: Upgrade\r\nUpgrade: porthole\r\nPorthole-Version: 1\r\n\r\n"
+	if _, err := io.WriteString(conn, applyEdits(head, rc.edits)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("reading the answer: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("reading the body: %v", err)
+	}
+	if resp.StatusCode != rc.code {
+		t.Fatalf("status = %s, want %d (body %q)", resp.Status, rc.code, body)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+		t.Errorf("Content-Type = %q, want text/plain", ct)
+	}
+	line := string(body)
+	if strings.Count(line, "\n") != 1 || !strings.HasSuffix(line, "\n") || !strings.Contains(line, rc.reason) {
+		t.Errorf("body = %q, want one line containing %q", line, rc.reason)
+	}
+	if rc.header != "" {
+		name, value, _ := strings.Cut(rc.header, ": ")
+		if got := resp.Header.Get(name); !strings.EqualFold(got, value) {
+			t.Errorf("%s = %q, want %q", name, got, value)
+		}
+	}
+}
+
+// checkDial dials through a connection that applies the edits, and checks
+// Dial's error.
+func (rc refusal) checkDial(t *testing.T, gw *testgw.Gateway) {
+	d := &porthole.Dialer{DialContext: editingDialer(rc.edits)}
+	conn, err := porthole.Dial(dialContext(t), gw.URL+rc.path, d)
+	if err == nil {
+		conn.Close()
+		t.Fatalf("Dial succeeded, want a %d refusal", rc.code)
+	}
+	var se *porthole.StatusError
+	if !errors.As(err, &se) {
+		t.Fatalf("Dial error %T %q is not a *porthole.StatusError", err, err)
+	}
+	if se.Code != rc.code || !strings.Contains(se.Reason, rc.reason) || strings.Contains(se.Reason, "\n") {
+		t.Errorf("StatusError = %d %q, want %d with one line containing %q", se.Code, se.Reason, rc.code, rc.reason)
+	}
+	if !strings.Contains(err.Error(), se.Reason) {
+		t.Errorf("error %q does not say the gateway's reason %q", err, se.Reason)
+	}
+}
+
+// An edit changes a request head (request line, header lines, blank line).
+type edit func(head string) string
+
+func applyEdits(head string, edits []edit) string {
+	for _, e := range edits {
+		head = e(head)
+	}
+	return head
+}
+
+// without drops the named header lines.
+func without(names ...string) edit {
+	return func(head string) string {
+		lines := strings.Split(head, "\r\n")
+		kept := lines[:1]
+		for _, l := range lines[1:] {
+			name, _, _ := strings.Cut(l, ":")
+			drop := false
+			for _, n := range names {
+				drop = drop || strings.EqualFold(strings.TrimSpace(name), n)
+			}
+			if !drop {
+				kept = append(kept, l)
+			}
+		}
+		return strings.Join(kept, "\r\n")
+	}
+}
+
+// with adds a header line.
+func with(line string) edit {
+	return func(head string) string {
+		return strings.TrimSuffix(head, "\r\n\r\n") + "\r\n" + line + "\r\n\r\n"
+	}
+}
+
+// method replaces the request's method.
+func method(m string) edit {
+	return func(head string) string {
+		_, rest, _ := strings.Cut(head, " ")
+		return m + " " + rest
+	}
+}
+
+// proto replaces the request line's protocol version.
+func proto(p string) edit {
+	return func(head string) string {
+		line, rest, _ := strings.Cut(head, "\r\n")
+		i := strings.LastIndex(line, " ")
+		return line[:i+1] + p + "\r\n" + rest
+	}
+}
+
+// body gives the request a body.
+func body(b string) edit {
+	return func(head string) string {
+		return with("Content-Length: "+strconv.Itoa(len(b)))(head) + b
+	}
+}
+
+// editingDialer dials TCP and applies edits to the first request head the
+// connection carries: a misbehaving intermediary between Dial and the
+// gateway.
+func editingDialer(edits []edit) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &editConn{Conn: c, edits: edits}, nil
+	}
+}
+
+type editConn struct {
+	net.Conn
+	mu    sync.Mutex
+	head  []byte
+	sent  bool
+	edits []edit
+}
+
+func (c *editConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sent {
+		return c.Conn.Write(p)
+	}
+	c.head = append(c.head, p...)
+	head, rest, ok := strings.Cut(string(c.head), "\r\n\r\n")
+	if !ok {
+		return len(p), nil
+	}
+	c.sent = true
+	if _, err := io.WriteString(c.Conn, applyEdits(head+"\r\n\r\n", c.edits)+rest); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
