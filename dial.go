@@ -12,6 +12,7 @@ import (
 
 	"github.com/porthole/porthole/carrier"
 	"github.com/porthole/porthole/carrier/raw"
+	"github.com/porthole/porthole/internal/netutil"
 	"github.com/porthole/porthole/internal/tlsutil"
 )
 
@@ -102,7 +103,7 @@ func (d *Dialer) dial(ctx context.Context, u *url.URL) (net.Conn, error) {
 		conn.Close()
 		return nil, err
 	}
-	return tun, nil
+	return netutil.SafeDeadlines(tun), nil
 }
 
 func (d *Dialer) tlsConfig(u *url.URL) (*tls.Config, error) {

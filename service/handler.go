@@ -3,6 +3,8 @@ package service
 import (
 	"context"
 	"net"
+
+	"github.com/porthole/porthole/internal/netutil"
 )
 
 // Handler is a service run in-process: each tunnel is handed to the
@@ -17,9 +19,10 @@ func (Handler) String() string { return "handler" }
 
 type handlerBackend func(net.Conn)
 
-// Serve runs the handler. Byte counts are unknown to the gateway.
+// Serve runs the handler on tun, made safe for write deadlines (a handler
+// may set them as on any net.Conn). Byte counts are unknown to the gateway.
 func (h handlerBackend) Serve(tun net.Conn) (Stats, error) {
-	h(tun)
+	h(netutil.SafeDeadlines(tun))
 	return Stats{}, nil
 }
 
