@@ -15,20 +15,11 @@ import (
 // silentServer accepts connections and reads them without ever answering:
 // a gateway stuck in the handshake. It returns its http:// URL.
 func silentServer(t *testing.T) string {
-	ln := testgw.Listen(t)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(io.Discard, c) // until the client gives up and closes
-			}()
-		}
-	}()
-	return "http://" + ln.Addr().String() + "/echo"
+	addr := testgw.TCPServer(t, func(c net.Conn) {
+		defer c.Close()
+		io.Copy(io.Discard, c) // until the client gives up and closes
+	})
+	return "http://" + addr + "/echo"
 }
 
 // TestDialHandshakeTimeout checks that a gateway that never answers the

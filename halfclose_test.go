@@ -25,17 +25,7 @@ func afterEOF(c net.Conn) {
 
 // afterEOFServer runs afterEOF as a TCP backend and returns its address.
 func afterEOFServer(t *testing.T) string {
-	ln := testgw.Listen(t)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go afterEOF(c)
-		}
-	}()
-	return ln.Addr().String()
+	return testgw.TCPServer(t, afterEOF)
 }
 
 func TestHalfClose(t *testing.T) {

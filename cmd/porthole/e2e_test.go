@@ -26,6 +26,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/porthole/porthole/internal/testgw"
 )
 
 // printf abc | porthole connect http://127.0.0.1:PORT/echo
@@ -107,7 +109,7 @@ func TestConnectTLSWithCA(t *testing.T) {
 // gone.
 func TestRouteTCP(t *testing.T) {
 	t.Parallel()
-	backend := echoBackend(t)
+	backend := testgw.EchoServer(t)
 	g := startServe(t, "-listen", "127.0.0.1:0", "-route", "/svc=tcp://"+backend)
 
 	data := randomBytes(t, 1<<20)
@@ -126,7 +128,7 @@ func TestRouteTCP(t *testing.T) {
 
 func TestDeadBackend(t *testing.T) {
 	t.Parallel()
-	dead := deadAddr(t)
+	dead := testgw.DeadAddr(t)
 	g := startServe(t, "-listen", "127.0.0.1:0", "-route", "/dead=tcp://"+dead)
 	r := runPorthole(t, []byte("x"), "connect", g.url+"/dead")
 	if r.code != 1 {
@@ -345,9 +347,9 @@ func TestBareForm(t *testing.T) {
 // Each refusal a gateway gives, asked with raw requests.
 func TestErrorAnswers(t *testing.T) {
 	t.Parallel()
-	dead := deadAddr(t)
+	dead := testgw.DeadAddr(t)
 	g := startServe(t, "-listen", "127.0.0.1:0", "-max-tunnels", "1",
-		"-route", "/echo=echo", "-route", "/dead=tcp://"+dead, "-route", "/svc=tcp://"+echoBackend(t))
+		"-route", "/echo=echo", "-route", "/dead=tcp://"+dead, "-route", "/svc=tcp://"+testgw.EchoServer(t))
 	const up = "Connection: Upgrade\r\nUpgrade: porthole\r\nPorthole-Version: 1\r\n"
 	for _, tc := range []struct {
 		name, req string
@@ -447,52 +449,6 @@ func ask(t testing.TB, addr, req string) (*http.Response, string) {
 		t.Fatal(err)
 	}
 	return resp, string(body)
-}
-
-// echoBackend runs a TCP echo server on loopback that half-closes once it
-// has echoed everything, and returns its address.
-func echoBackend(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(patience))
-				io.Copy(c, c)
-				c.(*net.TCPConn).CloseWrite()
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
-
-// deadAddr returns a loopback address that refuses connections: a socket
-// bound to it that never listens holds the port for the whole test, so no
-// other process can start listening there.
-func deadAddr(t testing.TB) string {
-	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
 }
 
 func randomBytes(t testing.TB, n int) []byte {

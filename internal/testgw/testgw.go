@@ -7,10 +7,12 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"syscall"
 	"testing"
 	"time"
 
@@ -92,10 +94,10 @@ func Listen(t testing.TB) net.Listener {
 	return ln
 }
 
-// EchoServer runs a plain TCP echo server on loopback (a backend for
-// tcp:// routes) that half-closes after echoing everything, and returns
-// its address. It stops when the test ends.
-func EchoServer(t testing.TB) string {
+// TCPServer runs handle for each connection accepted on a loopback port,
+// each in its own goroutine, until the test ends, and returns the address.
+// handle owns the connection and closes it.
+func TCPServer(t testing.TB, handle func(net.Conn)) string {
 	t.Helper()
 	ln := Listen(t)
 	go func() {
@@ -104,27 +106,42 @@ func EchoServer(t testing.TB) string {
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c)
-				c.(*net.TCPConn).CloseWrite()
-			}()
+			go handle(c)
 		}
 	}()
 	return ln.Addr().String()
 }
 
-// DeadAddr returns a loopback address where nothing listens: the port was
-// bound and released, and stays unused by this test's own listeners.
+// EchoServer runs a plain TCP echo server on loopback (a backend for
+// tcp:// routes) that half-closes after echoing everything, and returns
+// its address.
+func EchoServer(t testing.TB) string {
+	t.Helper()
+	return TCPServer(t, func(c net.Conn) {
+		defer c.Close()
+		io.Copy(c, c)
+		c.(*net.TCPConn).CloseWrite()
+	})
+}
+
+// DeadAddr returns a loopback address that refuses connections: a socket
+// bound to it that never listens holds the port until the test ends, so
+// nothing else can start listening there.
 func DeadAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
 }
 
 type testWriter struct{ t testing.TB }
