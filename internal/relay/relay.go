@@ -4,7 +4,6 @@ package relay
 
 import (
 	"errors"
-	"io"
 	"net"
 	"sync"
 
@@ -73,7 +72,7 @@ func half(dst, src net.Conn) (int64, error) {
 			return n, err
 		}
 	}
-	m, err := io.Copy(dst, src)
+	m, err := copyStream(dst, src)
 	n += m
 	if err != nil {
 		return n, err
