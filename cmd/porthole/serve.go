@@ -54,7 +54,7 @@ func serve(ctx context.Context, args []string, log *slog.Logger, stderr io.Write
 	if (*certFile == "") != (*keyFile == "") {
 		return errors.New("-cert and -key go together")
 	}
-	gw, err := gateway.New(&gateway.Options{Routes: rs, MaxTunnels: *maxTun, Logger: log})
+	gw, err := gateway.New(&gateway.Options{Routes: rs, MaxTunnels: fitTunnels(*maxTun, openFileLimit(), log), Logger: log})
 	if err != nil {
 		return err
 	}
@@ -94,6 +94,32 @@ func serve(ctx context.Context, args []string, log *slog.Logger, stderr io.Write
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// Each tunnel holds two sockets (client and service); descriptorsReserved
+// are kept for listeners, accepts in progress, logs and splice pipes.
+const (
+	descriptorsPerTunnel = 2
+	descriptorsReserved  = 256
+)
+
+// fitTunnels lowers the tunnel cap to what the open-file limit can hold:
+// past it, accept fails and clients get no answer at all, where the cap
+// answers 503.
+func fitTunnels(max int, limit uint64, log *slog.Logger) int {
+	if limit == 0 {
+		return max
+	}
+	fit := 1
+	if limit > descriptorsReserved+descriptorsPerTunnel {
+		fit = int(min((limit-descriptorsReserved)/descriptorsPerTunnel, 1<<30))
+	}
+	if max <= fit {
+		return max
+	}
+	log.Warn("the open-file limit holds fewer tunnels than -max-tunnels; lowering the cap (raise the limit with ulimit -n)",
+		"open_file_limit", limit, "max_tunnels", fit, "asked", max)
+	return fit
 }
 
 // parseRoutes reads -route values. The bare form is on for echo routes.
