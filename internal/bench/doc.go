@@ -1,0 +1,23 @@
+// Package bench holds porthole's benchmarks: the same loads run over plain
+// TCP on loopback, a socat relay and a porthole tunnel (raw carrier to a TCP
+// backend), side by side in one run, followed by a table of ratios.
+//
+// Run them all (the numbers in docs/benchmarks.md come from this; about
+// 90 seconds; the table gives the median of the runs):
+//
+//	go test -run '^$' -bench . -benchtime 1s -count 5 ./internal/bench
+//
+// or as a quick smoke check, one iteration of each (a few seconds):
+//
+//	go test -run '^$' -bench . -benchtime 1x ./internal/bench
+//
+// Flags after -args look inside the gateway process: -gw.cpuprofile FILE,
+// -gw.memprofile FILE, -gw.log LEVEL, and -gw.wrap 'CMD ARGS' to run it
+// under strace or perf.
+//
+// The socat rows need Debian's socat on PATH (apt-get install socat); without
+// it they are skipped. The gateway runs in a process of its own (the test
+// binary started again), so its memory and CPU are its own.
+//
+// The package has only tests; this file exists for this comment.
+package bench
