@@ -11,22 +11,28 @@ func TestFitTunnels(t *testing.T) {
 	for _, tc := range []struct {
 		max   int
 		limit uint64
+		asked bool
 		want  int
-		warns bool
+		log   string // the level logged, "" for nothing
 	}{
-		{max: 10000, limit: 1000, want: 372, warns: true},
-		{max: 100, limit: 1000, want: 100},
+		{max: 10000, limit: 1000, asked: true, want: 372, log: "level=WARN"},
+		{max: 10000, limit: 1000, want: 372, log: "level=INFO"}, // the default cap
+		{max: 100, limit: 1000, asked: true, want: 100},
 		{max: 10000, limit: 0, want: 10000}, // limit unknown
-		{max: 10000, limit: 100, want: 1, warns: true},
+		{max: 10000, limit: 100, asked: true, want: 1, log: "level=WARN"},
 		{max: 10000, limit: 1 << 20, want: 10000},
 	} {
 		var logs bytes.Buffer
-		got := fitTunnels(tc.max, tc.limit, slog.New(slog.NewTextHandler(&logs, nil)))
+		got := fitTunnels(tc.max, tc.limit, tc.asked, slog.New(slog.NewTextHandler(&logs, nil)))
 		if got != tc.want {
 			t.Errorf("fitTunnels(%d, limit %d) = %d, want %d", tc.max, tc.limit, got, tc.want)
 		}
-		if warned := strings.Contains(logs.String(), "lowering the cap"); warned != tc.warns {
-			t.Errorf("fitTunnels(%d, limit %d) logged %q; want a warning: %v", tc.max, tc.limit, logs.String(), tc.warns)
+		logged := ""
+		if strings.Contains(logs.String(), "tunnel cap is lowered") {
+			logged = strings.Fields(logs.String())[1]
+		}
+		if logged != tc.log {
+			t.Errorf("fitTunnels(%d, limit %d, asked %v) logged %q; want %q", tc.max, tc.limit, tc.asked, logs.String(), tc.log)
 		}
 	}
 }

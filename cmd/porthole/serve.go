@@ -54,7 +54,7 @@ func serve(ctx context.Context, args []string, log *slog.Logger, stderr io.Write
 	if (*certFile == "") != (*keyFile == "") {
 		return errors.New("-cert and -key go together")
 	}
-	gw, err := gateway.New(&gateway.Options{Routes: rs, MaxTunnels: fitTunnels(*maxTun, openFileLimit(), log), Logger: log})
+	gw, err := gateway.New(&gateway.Options{Routes: rs, MaxTunnels: fitTunnels(*maxTun, openFileLimit(), isSet(fs, "max-tunnels"), log), Logger: log})
 	if err != nil {
 		return err
 	}
@@ -105,8 +105,9 @@ const (
 
 // fitTunnels lowers the tunnel cap to what the open-file limit can hold:
 // past it, accept fails and clients get no answer at all, where the cap
-// answers 503.
-func fitTunnels(max int, limit uint64, log *slog.Logger) int {
+// answers 503. Lowering a cap the user asked for is a warning; fitting the
+// default is only noted.
+func fitTunnels(max int, limit uint64, asked bool, log *slog.Logger) int {
 	if limit == 0 {
 		return max
 	}
@@ -117,9 +118,20 @@ func fitTunnels(max int, limit uint64, log *slog.Logger) int {
 	if max <= fit {
 		return max
 	}
-	log.Warn("the open-file limit holds fewer tunnels than -max-tunnels; lowering the cap (raise the limit with ulimit -n)",
+	level := slog.LevelInfo
+	if asked {
+		level = slog.LevelWarn
+	}
+	log.Log(context.Background(), level, "the tunnel cap is lowered to what the open-file limit holds (raise the limit with ulimit -n)",
 		"open_file_limit", limit, "max_tunnels", fit, "asked", max)
 	return fit
+}
+
+// isSet reports whether the flag name was given on the command line.
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // parseRoutes reads -route values. The bare form is on for echo routes.
