@@ -12,6 +12,7 @@ import (
 
 	"github.com/porthole/porthole/carrier"
 	"github.com/porthole/porthole/carrier/raw"
+	"github.com/porthole/porthole/carrier/websocket"
 	"github.com/porthole/porthole/internal/netutil"
 	"github.com/porthole/porthole/internal/tlsutil"
 )
@@ -34,13 +35,16 @@ type Dialer struct {
 	// carrier's handshake. Zero means 30 seconds. A deadline on Dial's
 	// context that comes sooner applies instead.
 	HandshakeTimeout time.Duration
+	// Carrier names the carrier: "raw" or "websocket". Empty means
+	// websocket for ws:// and wss:// URLs and raw for http:// and https://.
+	Carrier string
 	// DialContext opens the TCP connection to the gateway; nil means a
 	// net.Dialer's DialContext.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
-// Dial opens a tunnel to the service at rawURL, an http:// or https:// URL
-// whose path names a route on a porthole gateway, as in
+// Dial opens a tunnel to the service at rawURL, an http://, https://, ws://
+// or wss:// URL whose path names a route on a porthole gateway, as in
 // "https://gateway.example/ssh". d may be nil for the defaults.
 //
 // ctx bounds the dial and handshake only; once Dial returns, the tunnel
@@ -58,7 +62,11 @@ func Dial(ctx context.Context, rawURL string, d *Dialer) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn, err := d.dial(ctx, u)
+	handshake, err := d.carrier(u)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := d.dial(ctx, u, handshake)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", u.Redacted(), err)
 	}
@@ -69,7 +77,31 @@ func Dial(ctx context.Context, rawURL string, d *Dialer) (net.Conn, error) {
 // the gateway's one-line reason.
 type StatusError = carrier.StatusError
 
-func (d *Dialer) dial(ctx context.Context, u *url.URL) (net.Conn, error) {
+// handshakeFunc is a carrier's client handshake over an established
+// connection to the gateway.
+type handshakeFunc func(ctx context.Context, conn net.Conn, u *url.URL, h http.Header) (net.Conn, error)
+
+// ErrUnknownCarrier is returned for a Dialer.Carrier Dial does not know.
+var ErrUnknownCarrier = errors.New(`porthole: unknown carrier: use "raw" or "websocket"`)
+
+func (d *Dialer) carrier(u *url.URL) (handshakeFunc, error) {
+	name := d.Carrier
+	if name == "" {
+		name = "raw"
+		if u.Scheme == "ws" || u.Scheme == "wss" {
+			name = "websocket"
+		}
+	}
+	switch name {
+	case "raw":
+		return raw.Handshake, nil
+	case "websocket":
+		return websocket.Handshake, nil
+	}
+	return nil, fmt.Errorf("%w (got %q)", ErrUnknownCarrier, name)
+}
+
+func (d *Dialer) dial(ctx context.Context, u *url.URL, handshake handshakeFunc) (net.Conn, error) {
 	timeout := d.HandshakeTimeout
 	if timeout == 0 {
 		timeout = 30 * time.Second
@@ -85,7 +117,7 @@ func (d *Dialer) dial(ctx context.Context, u *url.URL) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if u.Scheme == "https" {
+	if secure(u) {
 		cfg, err := d.tlsConfig(u)
 		if err != nil {
 			conn.Close()
@@ -98,7 +130,7 @@ func (d *Dialer) dial(ctx context.Context, u *url.URL) (net.Conn, error) {
 		}
 		conn = tc
 	}
-	tun, err := raw.Handshake(ctx, conn, u, d.Header)
+	tun, err := handshake(ctx, conn, u, d.Header)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -136,14 +168,19 @@ func (d *Dialer) tlsConfig(u *url.URL) (*tls.Config, error) {
 var ErrFingerprint = tlsutil.ErrFingerprint
 
 // ErrBadURL is returned for a URL Dial cannot use.
-var ErrBadURL = errors.New("porthole: URL must be http:// or https:// with a route path, as in http://127.0.0.1:8080/echo")
+var ErrBadURL = errors.New("porthole: URL must be http://, https://, ws:// or wss:// with a route path, as in http://127.0.0.1:8080/echo")
 
 func parseURL(rawURL string) (*url.URL, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadURL, err)
 	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path == "" || u.Path == "/" {
+	switch u.Scheme {
+	case "http", "https", "ws", "wss":
+	default:
+		return nil, fmt.Errorf("%w (got %q)", ErrBadURL, rawURL)
+	}
+	if u.Host == "" || u.Path == "" || u.Path == "/" {
 		return nil, fmt.Errorf("%w (got %q)", ErrBadURL, rawURL)
 	}
 	return u, nil
@@ -153,8 +190,11 @@ func hostPort(u *url.URL) string {
 	if u.Port() != "" {
 		return u.Host
 	}
-	if u.Scheme == "https" {
+	if secure(u) {
 		return net.JoinHostPort(u.Hostname(), "443")
 	}
 	return net.JoinHostPort(u.Hostname(), "80")
 }
+
+// secure reports whether u asks for TLS.
+func secure(u *url.URL) bool { return u.Scheme == "https" || u.Scheme == "wss" }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/porthole/porthole/carrier"
 	"github.com/porthole/porthole/carrier/raw"
+	"github.com/porthole/porthole/carrier/websocket"
 	"github.com/porthole/porthole/service"
 	"github.com/porthole/porthole/web"
 )
@@ -31,6 +32,10 @@ type Route struct {
 	Service service.Service
 	// Bare allows the bare form "GET /path HTTP/1.0" on this route.
 	Bare bool
+	// Origins lists the browser origins ("https://app.example") allowed to
+	// open WebSocket tunnels on this route. Empty means the gateway's own
+	// host only.
+	Origins []string
 }
 
 // Options configure a Gateway. The zero value of each field means its
@@ -49,6 +54,13 @@ type Options struct {
 	ReadHeaderTimeout time.Duration
 	// MaxHeaderBytes caps a request's head. Zero means 32 KiB.
 	MaxHeaderBytes int
+	// PingInterval is how often idle WebSocket tunnels are pinged, so that
+	// intermediaries with idle timeouts keep them. Zero means 30 seconds;
+	// negative turns pings off.
+	PingInterval time.Duration
+	// MaxMessageBytes caps one incoming WebSocket message; a larger one
+	// closes the tunnel with 1009. Zero means 1 MiB.
+	MaxMessageBytes int64
 	// Logger receives the gateway's logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -126,7 +138,15 @@ func newRoute(r Route, o Options) (*route, error) {
 }
 
 func carriersFor(r Route, o Options) []carrier.Carrier {
-	return []carrier.Carrier{&raw.Server{Bare: r.Bare, WriteTimeout: o.HandshakeTimeout}}
+	return []carrier.Carrier{
+		&raw.Server{Bare: r.Bare, WriteTimeout: o.HandshakeTimeout},
+		&websocket.Server{
+			AllowedOrigins:   r.Origins,
+			ReadLimit:        o.MaxMessageBytes,
+			PingInterval:     o.PingInterval,
+			HandshakeTimeout: o.HandshakeTimeout,
+		},
+	}
 }
 
 // ServeHTTP answers the page at "/" and tunnels on the routes; any other
@@ -229,7 +249,7 @@ func noCarrier(r *http.Request, rt *route) *carrier.StatusError {
 	up := http.Header{"Upgrade": {raw.Token}, "Connection": {"Upgrade"}}
 	switch {
 	case r.Header.Get("Upgrade") != "":
-		return carrier.Errorf(http.StatusBadRequest, "unsupported Upgrade %q; this route speaks %s", r.Header.Get("Upgrade"), raw.Token)
+		return carrier.Errorf(http.StatusBadRequest, "unsupported Upgrade %q; this route speaks %s and websocket", r.Header.Get("Upgrade"), raw.Token)
 	case r.Method != http.MethodGet:
 		e := carrier.Errorf(http.StatusMethodNotAllowed, "method %s is not allowed on a tunnel route; send GET with Upgrade: %s", r.Method, raw.Token)
 		e.Header = http.Header{"Allow": {http.MethodGet}}

@@ -31,11 +31,12 @@ func connect(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 		fingerprint = fs.String("fingerprint", "", "trust only the TLS certificate with this SHA-256 `fingerprint` (hex, as porthole serve logs it)")
 		caFile      = fs.String("ca", "", "trust TLS certificates signed by the CA in this PEM `file`")
 		timeout     = fs.Duration("timeout", 30*time.Second, "bound on connecting and the handshake")
+		carrierName = fs.String("carrier", "", "`raw` or websocket; default websocket for ws:// and wss:// URLs, raw otherwise")
 		headers     listFlag
 	)
 	fs.Var(&headers, "H", "extra request header `'Name: value'`, repeatable")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: porthole connect [flags] URL\n\nOpens a tunnel to the service at URL (http:// or https://). Without -listen it\ncarries stdin and stdout, as an ssh ProxyCommand does.")
+		fmt.Fprintln(stderr, "Usage: porthole connect [flags] URL\n\nOpens a tunnel to the service at URL (http://, https://, ws:// or wss://). Without -listen it\ncarries stdin and stdout, as an ssh ProxyCommand does.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -46,7 +47,7 @@ func connect(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 		return errors.New("connect takes one URL, as in http://127.0.0.1:8080/echo")
 	}
 	url := fs.Arg(0)
-	d := &porthole.Dialer{Fingerprint: *fingerprint, HandshakeTimeout: *timeout, Header: make(http.Header)}
+	d := &porthole.Dialer{Fingerprint: *fingerprint, HandshakeTimeout: *timeout, Header: make(http.Header), Carrier: *carrierName}
 	for _, h := range headers {
 		name, value, ok := strings.Cut(h, ":")
 		if !ok || strings.TrimSpace(name) == "" {
@@ -173,7 +174,7 @@ func transient(err error) bool {
 	if errors.As(err, &se) {
 		return se.Code >= 500
 	}
-	if errors.Is(err, porthole.ErrBadURL) || isCertError(err) {
+	if errors.Is(err, porthole.ErrBadURL) || errors.Is(err, porthole.ErrUnknownCarrier) || isCertError(err) {
 		return false
 	}
 	return true

@@ -32,7 +32,11 @@ func main() {
 		os.Exit(2)
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "porthole:", err)
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "porthole: ") {
+			msg = "porthole: " + msg
+		}
+		fmt.Fprintln(os.Stderr, msg)
 		os.Exit(1)
 	}
 }

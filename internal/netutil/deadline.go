@@ -8,38 +8,63 @@ import (
 	"time"
 )
 
-// maxChunk is how much of one Write a DeadlineConn hands to the underlying
-// connection at a time: one TLS record's worth.
+// maxChunk is how much one background read or write moves at a time: one
+// TLS record's worth.
 const maxChunk = 16 << 10
 
-// DeadlineConn keeps a connection usable after a write deadline passes.
-//
-// A *tls.Conn whose Write times out is corrupt for good: a record may be
-// half sent, and every later Write fails. DeadlineConn never sets a write
-// deadline on the underlying connection. Its Write hands the bytes, copied,
-// to a background write one chunk at a time, and the write deadline bounds
-// only the caller's wait: when it passes, Write returns a timeout, and the
-// chunk already handed over still goes out, as bytes in a kernel send
-// buffer would. An error of such a chunk is returned by the next Write.
-// Reads, read deadlines and Close go straight to the underlying connection.
-type DeadlineConn struct {
+// Fragile is implemented by connections that a deadline passing mid-read or
+// mid-write breaks for good, such as a WebSocket whose framing is left
+// half read. SafeDeadlines guards both directions of such a connection.
+type Fragile interface {
 	net.Conn
-	wmu sync.Mutex // one Write or CloseWrite at a time; guards buf
-	buf []byte     // the chunk being written; owned by the background write while busy
-
-	mu       sync.Mutex
-	deadline time.Time     // write deadline
-	changed  chan struct{} // closed and replaced when deadline changes
-	busy     chan struct{} // closed when the background write ends; nil if none
-	err      error         // the first error of a background write
+	FragileDeadlines()
 }
 
-// SafeDeadlines returns c wrapped in a DeadlineConn when a passed write
-// deadline would break it (a TLS connection, possibly behind a PrefixConn),
-// and c itself otherwise.
+// DeadlineConn keeps a connection usable after a deadline passes.
+//
+// A *tls.Conn whose Write times out is corrupt for good: a record may be
+// half sent, and every later Write fails; a WebSocket is broken by a read
+// timeout too. DeadlineConn never sets a deadline on the underlying
+// connection for a guarded direction. A guarded Write hands the bytes,
+// copied, to a background write one chunk at a time; a guarded Read waits
+// for a background read into a buffer of its own. The deadline bounds only
+// the caller's wait: when it passes, the call returns a timeout, and the
+// background operation completes later, its bytes kept (written, as in a
+// kernel send buffer, or buffered for the next Read). An error of a
+// background operation is returned by the next call. Close goes straight
+// to the underlying connection, which ends any background operation.
+type DeadlineConn struct {
+	net.Conn
+	w     guard
+	wmu   sync.Mutex // one Write or CloseWrite at a time; guards wbuf
+	wbuf  []byte     // the chunk being written; owned by the background write while busy
+	r     *guard     // nil: reads and read deadlines go straight through
+	rmu   sync.Mutex // one guarded Read at a time
+	rdata []byte     // bytes read in the background, not yet returned
+}
+
+// guard is one direction's deadline and background operation.
+type guard struct {
+	mu       sync.Mutex
+	deadline time.Time
+	changed  chan struct{} // closed and replaced when deadline changes
+	busy     chan struct{} // closed when the background operation ends; nil if none
+	err      error         // the first error of a background operation
+}
+
+func newGuard() guard { return guard{changed: make(chan struct{})} }
+
+// SafeDeadlines returns c wrapped in a DeadlineConn when a deadline could
+// break it: writes are guarded for a TLS connection (possibly behind a
+// PrefixConn), reads and writes for a Fragile one. Any other c is returned
+// as it is.
 func SafeDeadlines(c net.Conn) net.Conn {
+	if _, ok := c.(Fragile); ok {
+		r := newGuard()
+		return &DeadlineConn{Conn: c, w: newGuard(), r: &r}
+	}
 	if _, inner := Split(c); isTLS(inner) {
-		return &DeadlineConn{Conn: c, changed: make(chan struct{})}
+		return &DeadlineConn{Conn: c, w: newGuard()}
 	}
 	return c
 }
@@ -56,49 +81,86 @@ func (c *DeadlineConn) Write(p []byte) (int, error) {
 	defer c.wmu.Unlock()
 	n := 0
 	for {
-		if err := c.wait(); err != nil {
+		if err := c.w.wait(c.timeout("write")); err != nil {
 			return n, err
 		}
 		if n == len(p) {
 			return n, nil
 		}
 		chunk := p[n:min(len(p), n+maxChunk)]
-		c.buf = append(c.buf[:0], chunk...)
-		c.start(c.buf)
+		c.wbuf = append(c.wbuf[:0], chunk...)
+		buf := c.wbuf
+		c.w.start(func() error {
+			_, err := c.Conn.Write(buf)
+			return err
+		})
 		n += len(chunk)
 	}
 }
 
-// start writes b in the background.
-func (c *DeadlineConn) start(b []byte) {
-	done := make(chan struct{})
-	c.mu.Lock()
-	c.busy = done
-	c.mu.Unlock()
-	go func() {
-		_, err := c.Conn.Write(b)
-		c.mu.Lock()
-		if err != nil && c.err == nil {
-			c.err = err
+// Read reads into p; for a guarded connection it returns early with a
+// timeout when the read deadline passes, see DeadlineConn.
+func (c *DeadlineConn) Read(p []byte) (int, error) {
+	if c.r == nil {
+		return c.Conn.Read(p)
+	}
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	for {
+		c.r.mu.Lock()
+		n := copy(p, c.rdata)
+		c.rdata = c.rdata[n:]
+		c.r.mu.Unlock()
+		if n > 0 {
+			return n, nil
 		}
-		c.busy = nil
-		c.mu.Unlock()
+		if err := c.r.wait(c.timeout("read")); err != nil {
+			return 0, err
+		}
+		if len(p) == 0 {
+			return 0, nil
+		}
+		buf := make([]byte, min(len(p), maxChunk))
+		c.r.start(func() error {
+			n, err := c.Conn.Read(buf)
+			c.r.mu.Lock()
+			c.rdata = buf[:n]
+			c.r.mu.Unlock()
+			return err
+		})
+	}
+}
+
+// start runs op in the background; its error becomes the guard's error.
+func (g *guard) start(op func() error) {
+	done := make(chan struct{})
+	g.mu.Lock()
+	g.busy = done
+	g.mu.Unlock()
+	go func() {
+		err := op()
+		g.mu.Lock()
+		if err != nil && g.err == nil {
+			g.err = err
+		}
+		g.busy = nil
+		g.mu.Unlock()
 		close(done)
 	}()
 }
 
-// wait blocks until no background write is running, and returns its error,
-// or a timeout once the write deadline has passed.
-func (c *DeadlineConn) wait() error {
+// wait blocks until no background operation runs, and returns its error,
+// or timeout once the deadline has passed.
+func (g *guard) wait(timeout error) error {
 	for {
-		c.mu.Lock()
-		busy, deadline, changed, err := c.busy, c.deadline, c.changed, c.err
-		c.mu.Unlock()
-		if err != nil {
+		g.mu.Lock()
+		busy, deadline, changed, err := g.busy, g.deadline, g.changed, g.err
+		g.mu.Unlock()
+		if busy == nil && err != nil {
 			return err
 		}
 		if !deadline.IsZero() && !time.Now().Before(deadline) {
-			return c.timeout()
+			return timeout
 		}
 		if busy == nil {
 			return nil
@@ -120,25 +182,52 @@ func (c *DeadlineConn) wait() error {
 	}
 }
 
-func (c *DeadlineConn) timeout() error {
-	return &net.OpError{Op: "write", Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.ErrDeadlineExceeded}
+// drain waits for the background operation, whatever the deadline, and
+// returns the guard's error.
+func (g *guard) drain() error {
+	g.mu.Lock()
+	busy := g.busy
+	g.mu.Unlock()
+	if busy != nil {
+		<-busy
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.err
 }
 
-// SetDeadline sets the read deadline on the underlying connection and the
-// write deadline here.
+func (g *guard) setDeadline(t time.Time) {
+	g.mu.Lock()
+	g.deadline = t
+	close(g.changed)
+	g.changed = make(chan struct{})
+	g.mu.Unlock()
+}
+
+func (c *DeadlineConn) timeout(op string) error {
+	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.ErrDeadlineExceeded}
+}
+
+// SetDeadline sets both deadlines; see SetReadDeadline and SetWriteDeadline.
 func (c *DeadlineConn) SetDeadline(t time.Time) error {
 	c.SetWriteDeadline(t)
-	return c.Conn.SetReadDeadline(t)
+	return c.SetReadDeadline(t)
 }
 
 // SetWriteDeadline sets the deadline for Write's wait; pending Writes see
 // the new deadline at once.
 func (c *DeadlineConn) SetWriteDeadline(t time.Time) error {
-	c.mu.Lock()
-	c.deadline = t
-	close(c.changed)
-	c.changed = make(chan struct{})
-	c.mu.Unlock()
+	c.w.setDeadline(t)
+	return nil
+}
+
+// SetReadDeadline sets the deadline for a guarded Read's wait, or the
+// underlying connection's read deadline when reads are not guarded.
+func (c *DeadlineConn) SetReadDeadline(t time.Time) error {
+	if c.r == nil {
+		return c.Conn.SetReadDeadline(t)
+	}
+	c.r.setDeadline(t)
 	return nil
 }
 
@@ -147,11 +236,8 @@ func (c *DeadlineConn) SetWriteDeadline(t time.Time) error {
 func (c *DeadlineConn) CloseWrite() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.mu.Lock()
-	busy := c.busy
-	c.mu.Unlock()
-	if busy != nil {
-		<-busy
+	if err := c.w.drain(); err != nil {
+		return err
 	}
 	return CloseWrite(c.Conn)
 }

@@ -1,0 +1,66 @@
+package websocket
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/porthole/porthole/carrier"
+)
+
+// Handshake opens a WebSocket tunnel to the route at u's path over conn, an
+// established connection to the gateway (TLS already done for https and
+// wss). header adds request headers, among them Sec-WebSocket-Protocol to
+// ask for subprotocols (by default "binary"). ctx bounds the handshake only.
+//
+// On failure Handshake does not close conn; a refusal by the gateway is a
+// *carrier.StatusError with the status and the first line of its body.
+func Handshake(ctx context.Context, conn net.Conn, u *url.URL, header http.Header) (net.Conn, error) {
+	h := header.Clone()
+	if h == nil {
+		h = make(http.Header)
+	}
+	h.Set(carrier.VersionHeader, carrier.Version)
+	if h.Get("User-Agent") == "" {
+		h.Set("User-Agent", carrier.UserAgent)
+	}
+	var protos []string
+	if h.Get("Sec-WebSocket-Protocol") == "" {
+		protos = []string{Subprotocol}
+	}
+	given := func(context.Context, string, string) (net.Conn, error) { return conn, nil }
+	d := websocket.Dialer{
+		NetDialContext:    given,
+		NetDialTLSContext: given,
+		Subprotocols:      protos,
+		WriteBufferSize:   32 << 10,
+		WriteBufferPool:   &writeBuffers,
+	}
+	wsURL := *u
+	switch u.Scheme {
+	case "http", "ws":
+		wsURL.Scheme = "ws"
+	case "https", "wss":
+		wsURL.Scheme = "wss"
+	}
+	release := carrier.Bound(ctx, conn)
+	ws, resp, err := d.DialContext(ctx, wsURL.String(), h)
+	if rerr := release(); rerr != nil {
+		return nil, rerr
+	}
+	if err != nil {
+		if errors.Is(err, websocket.ErrBadHandshake) && resp != nil {
+			if resp.StatusCode == http.StatusSwitchingProtocols {
+				return nil, fmt.Errorf("gateway's 101 is not a valid WebSocket answer: %w", err)
+			}
+			return nil, carrier.ReadStatusError(resp)
+		}
+		return nil, fmt.Errorf("WebSocket handshake: %w", err)
+	}
+	return newConn(ws, 0, 0), nil
+}

@@ -1,0 +1,56 @@
+package relay
+
+import (
+	"io"
+	"net"
+
+	"github.com/porthole/porthole/internal/netutil"
+)
+
+// copyStream copies src to dst until src's EOF. Between two TCP
+// connections it splices, but waits for src's bytes without holding a
+// splice pipe: io.Copy alone keeps a pipe (two file descriptors and kernel
+// memory) for each direction of an idle tunnel, which would cap a gateway
+// at a few thousand tunnels. Here an idle direction holds nothing but its
+// sockets; once bytes are queued, exactly those are spliced.
+//
+// Between a TCP connection and a carrier's connection it calls the
+// carrier's WriteTo or ReadFrom directly, which wait the same way: through
+// io.Copy the call would go through net's generic wrappers, deepening
+// every idle tunnel's goroutine stacks.
+func copyStream(dst, src net.Conn) (int64, error) {
+	s, srcTCP := src.(*net.TCPConn)
+	_, dstTCP := dst.(*net.TCPConn)
+	switch {
+	case srcTCP && dstTCP:
+	case !srcTCP && implements[io.WriterTo](src):
+		return src.(io.WriterTo).WriteTo(dst)
+	case !dstTCP && implements[io.ReaderFrom](dst):
+		return dst.(io.ReaderFrom).ReadFrom(src)
+	default:
+		return io.Copy(dst, src)
+	}
+	var n int64
+	lr := &io.LimitedReader{R: s} // a *io.LimitedReader of a *net.TCPConn still splices
+	for {
+		queued, ok, err := netutil.WaitQueued(s)
+		if !ok {
+			m, err := io.Copy(dst, src)
+			return n + m, err
+		}
+		if err != nil || queued == 0 {
+			return n, err
+		}
+		lr.N = int64(queued)
+		m, err := io.Copy(dst, lr)
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+}
+
+func implements[T any](v any) bool {
+	_, ok := v.(T)
+	return ok
+}
