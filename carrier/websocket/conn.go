@@ -57,7 +57,9 @@ func newConn(ws *websocket.Conn, readLimit int64, pingPeriod time.Duration) *con
 	ws.SetPongHandler(func(string) error { c.touch(); return nil })
 	c.touch()
 	if pingPeriod > 0 {
-		c.keepalive = time.AfterFunc(pingPeriod, c.ping)
+		// Armed only once assigned: ping resets c.keepalive.
+		c.keepalive = time.AfterFunc(time.Hour, c.ping)
+		c.keepalive.Reset(pingPeriod)
 	}
 	return c
 }
