@@ -14,13 +14,14 @@ func TestParse(t *testing.T) {
 		ok     bool
 	}{
 		{"echo", "echo", true},
+		{"chat", "chat", true},
 		{"tcp://127.0.0.1:22", "tcp://127.0.0.1:22", true},
 		{"tcp://localhost:5900", "tcp://localhost:5900", true},
 		{"tcp://[::1]:8080", "tcp://[::1]:8080", true},
 
 		{"", "unknown service", false},
 		{"Echo", "unknown service", false},
-		{"udp://127.0.0.1:53", `unknown service "udp://127.0.0.1:53": use echo or tcp://host:port`, false},
+		{"udp://127.0.0.1:53", `unknown service "udp://127.0.0.1:53": use echo, chat or tcp://host:port`, false},
 		{"127.0.0.1:22", "unknown service", false},
 		{"tcp://127.0.0.1:22/path", "a tcp target is only tcp://host:port", false},
 		{"tcp://127.0.0.1:22?q=1", "a tcp target is only tcp://host:port", false},
@@ -42,5 +43,14 @@ func TestParse(t *testing.T) {
 				t.Fatalf("Parse(%q): %q, want an error naming the target and saying %q", tc.target, err, tc.want)
 			}
 		})
+	}
+}
+
+// Each chat target is its own room.
+func TestParseChatRooms(t *testing.T) {
+	a, _ := service.Parse("chat")
+	b, _ := service.Parse("chat")
+	if a.(*service.Chat) == b.(*service.Chat) {
+		t.Error(`two Parse("chat") share one room`)
 	}
 }

@@ -1,5 +1,5 @@
-// Package service holds what tunnels reach: the built-in echo, TCP backends,
-// and in-process Go handlers.
+// Package service holds what tunnels reach: the built-in echo and chat, TCP
+// backends, and in-process Go handlers.
 //
 // The gateway opens a service for each tunnel before it answers the
 // client's handshake, so a service that cannot be reached is reported as an
@@ -42,15 +42,18 @@ type Stats struct {
 	Out int64 // bytes from the service to the client
 }
 
-// Parse returns the service a route target names: "echo" or
-// "tcp://host:port".
+// Parse returns the service a route target names: "echo", "chat" (a new
+// room each call) or "tcp://host:port".
 func Parse(target string) (Service, error) {
-	if target == "echo" {
+	switch target {
+	case "echo":
 		return Echo{}, nil
+	case "chat":
+		return &Chat{}, nil
 	}
 	u, err := url.Parse(target)
 	if err != nil || u.Scheme != "tcp" {
-		return nil, fmt.Errorf("unknown service %q: use echo or tcp://host:port", target)
+		return nil, fmt.Errorf("unknown service %q: use echo, chat or tcp://host:port", target)
 	}
 	if u.Path != "" || u.RawQuery != "" || u.User != nil {
 		return nil, fmt.Errorf("service %q: a tcp target is only tcp://host:port", target)

@@ -285,12 +285,13 @@ func TestServeBadFlags(t *testing.T) {
 		want []string
 	}{
 		{[]string{"serve", "-listen", "127.0.0.1:0", "-route", "nope"}, 1, []string{"PATH=TARGET", "/ssh=tcp://127.0.0.1:22"}},
-		{[]string{"serve", "-listen", "127.0.0.1:0", "-route", "/x=udp://a:1"}, 1, []string{"udp://a:1", "echo or tcp://host:port"}},
+		{[]string{"serve", "-listen", "127.0.0.1:0", "-route", "/x=udp://a:1"}, 1, []string{"udp://a:1", "echo, chat or tcp://host:port"}},
 		{[]string{"serve", "-listen", "127.0.0.1:0", "-route", "/x=tcp://nohost"}, 1, []string{"tcp://127.0.0.1:22"}},
 		{[]string{"serve", "-listen", "127.0.0.1:0", "extra"}, 1, []string{"-route PATH=TARGET"}},
 		{[]string{"serve", "-listen", "127.0.0.1:0", "-cert", "a.pem"}, 1, []string{"-cert and -key"}},
 		{[]string{"connect"}, 1, []string{"one URL", "http://127.0.0.1:8080/echo"}},
-		{[]string{"connect", "ftp://127.0.0.1/echo"}, 1, []string{"http:// or https://"}},
+		{[]string{"connect", "ftp://127.0.0.1/echo"}, 1, []string{"http://, https://, ws:// or wss://"}},
+		{[]string{"connect", "-carrier", "pigeon", "http://127.0.0.1/echo"}, 1, []string{`"raw" or "websocket"`}},
 		{[]string{"bogus"}, 1, []string{`unknown command "bogus"`, "porthole serve", "porthole connect"}},
 		{nil, 2, []string{"Usage:", "porthole serve", "porthole connect"}},
 	} {

@@ -30,9 +30,9 @@ func serve(ctx context.Context, args []string, log *slog.Logger, stderr io.Write
 		drain     = fs.Duration("shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long open tunnels may finish before they are closed")
 		routes    listFlag
 	)
-	fs.Var(&routes, "route", "`PATH=TARGET`, repeatable: TARGET is echo or tcp://host:port (default: /echo=echo)")
+	fs.Var(&routes, "route", "`PATH=TARGET`, repeatable: TARGET is echo, chat or tcp://host:port (default: /echo=echo and /chat=chat)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: porthole serve [flags]\n\nRuns a gateway. With no flags: http://127.0.0.1:8080, the route /echo, the page at /.")
+		fmt.Fprintln(stderr, "Usage: porthole serve [flags]\n\nRuns a gateway. With no flags: http://127.0.0.1:8080, the routes /echo and /chat, the page at /.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -42,7 +42,7 @@ func serve(ctx context.Context, args []string, log *slog.Logger, stderr io.Write
 		return fmt.Errorf("serve takes no arguments, got %q; routes are given with -route PATH=TARGET", fs.Args())
 	}
 	if len(routes) == 0 {
-		routes = listFlag{"/echo=echo"}
+		routes = defaultRoutes
 	}
 	rs, err := parseRoutes(routes)
 	if err != nil {
@@ -133,6 +133,10 @@ func isSet(fs *flag.FlagSet, name string) bool {
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
 }
+
+// defaultRoutes are the routes of a serve without -route: the built-in echo
+// (with the bare form) and the chat room the page at / joins.
+var defaultRoutes = listFlag{"/echo=echo", "/chat=chat"}
 
 // parseRoutes reads -route values. The bare form is on for echo routes.
 func parseRoutes(vals []string) ([]gateway.Route, error) {
