@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -27,7 +26,7 @@ import (
 type refusal struct {
 	name   string
 	path   string
-	edits  []edit
+	edits  []testgw.Edit
 	capped bool   // sent to a gateway whose one tunnel is taken
 	code   int    // the status
 	reason string // a fragment of the one-line body
@@ -37,15 +36,15 @@ type refusal struct {
 var refusals = []refusal{
 	{name: "UnknownPath", path: "/nope", code: 404, reason: "no route /nope"},
 	{name: "DeadBackend", path: "/dead", code: 502, reason: "connection refused"},
-	{name: "WrongMethod", path: "/echo", edits: []edit{method("POST")}, code: 405, reason: "method POST", header: "Allow: GET"},
-	{name: "NoConnectionUpgrade", path: "/echo", edits: []edit{without("Connection")}, code: 400, reason: "without Connection: Upgrade"},
-	{name: "HTTP10Upgrade", path: "/echo", edits: []edit{proto("HTTP/1.0")}, code: 400, reason: "Upgrade needs HTTP/1.1"},
-	{name: "UpgradeWithBody", path: "/echo", edits: []edit{body("abc")}, code: 400, reason: "carries no body"},
-	{name: "UnknownToken", path: "/echo", edits: []edit{without("Upgrade"), with("Upgrade: h2c")}, code: 400, reason: `unsupported Upgrade "h2c"`},
-	{name: "PlainGET", path: "/echo", edits: []edit{without("Upgrade", "Connection", "Porthole-Version")}, code: 426, reason: "carries a TCP stream", header: "Upgrade: porthole"},
-	{name: "UpgradeStripped", path: "/echo", edits: []edit{without("Upgrade", "Connection")}, code: 426, reason: "Upgrade header did not arrive", header: "Upgrade: porthole"},
+	{name: "WrongMethod", path: "/echo", edits: []testgw.Edit{testgw.Method("POST")}, code: 405, reason: "method POST", header: "Allow: GET"},
+	{name: "NoConnectionUpgrade", path: "/echo", edits: []testgw.Edit{testgw.Without("Connection")}, code: 400, reason: "without Connection: Upgrade"},
+	{name: "HTTP10Upgrade", path: "/echo", edits: []testgw.Edit{testgw.Proto("HTTP/1.0")}, code: 400, reason: "Upgrade needs HTTP/1.1"},
+	{name: "UpgradeWithBody", path: "/echo", edits: []testgw.Edit{testgw.Body("abc")}, code: 400, reason: "carries no body"},
+	{name: "UnknownToken", path: "/echo", edits: []testgw.Edit{testgw.Without("Upgrade"), testgw.With("Upgrade: h2c")}, code: 400, reason: `unsupported Upgrade "h2c"`},
+	{name: "PlainGET", path: "/echo", edits: []testgw.Edit{testgw.Without("Upgrade", "Connection", "Porthole-Version")}, code: 426, reason: "carries a TCP stream", header: "Upgrade: porthole"},
+	{name: "UpgradeStripped", path: "/echo", edits: []testgw.Edit{testgw.Without("Upgrade", "Connection")}, code: 426, reason: "Upgrade header did not arrive", header: "Upgrade: porthole"},
 	{name: "OverCap", path: "/echo", capped: true, code: 503, reason: "cap of 1 open tunnels"},
-	{name: "ConnectTCPCapsule", path: "/echo", edits: []edit{without("Upgrade"), with("Upgrade: connect-tcp"), with("Capsule-Protocol: ?1")}, code: 501, reason: "capsule protocol"},
+	{name: "ConnectTCPCapsule", path: "/echo", edits: []testgw.Edit{testgw.Without("Upgrade"), testgw.With("Upgrade: connect-tcp"), testgw.With("Capsule-Protocol: ?1")}, code: 501, reason: "capsule protocol"},
 }
 
 func TestRefusals(t *testing.T) {
@@ -73,7 +72,7 @@ func (rc refusal) checkRaw(t *testing.T, gw *testgw.Gateway) {
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(waitLimit))
 	head := "GET " + rc.path + " HTTP/1.1\r\nHost: gateway.test\r\nConnection: Upgrade\r\nUpgrade: porthole\r\nPorthole-Version: 1\r\n\r\n"
-	if _, err := io.WriteString(conn, applyEdits(head, rc.edits)); err != nil {
+	if _, err := io.WriteString(conn, testgw.ApplyEdits(head, rc.edits)); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
@@ -124,70 +123,10 @@ func (rc refusal) checkDial(t *testing.T, gw *testgw.Gateway) {
 	}
 }
 
-// An edit changes a request head (request line, header lines, blank line).
-type edit func(head string) string
-
-func applyEdits(head string, edits []edit) string {
-	for _, e := range edits {
-		head = e(head)
-	}
-	return head
-}
-
-// without drops the named header lines.
-func without(names ...string) edit {
-	return func(head string) string {
-		lines := strings.Split(head, "\r\n")
-		kept := lines[:1]
-		for _, l := range lines[1:] {
-			name, _, _ := strings.Cut(l, ":")
-			drop := false
-			for _, n := range names {
-				drop = drop || strings.EqualFold(strings.TrimSpace(name), n)
-			}
-			if !drop {
-				kept = append(kept, l)
-			}
-		}
-		return strings.Join(kept, "\r\n")
-	}
-}
-
-// with adds a header line.
-func with(line string) edit {
-	return func(head string) string {
-		return strings.TrimSuffix(head, "\r\n\r\n") + "\r\n" + line + "\r\n\r\n"
-	}
-}
-
-// method replaces the request's method.
-func method(m string) edit {
-	return func(head string) string {
-		_, rest, _ := strings.Cut(head, " ")
-		return m + " " + rest
-	}
-}
-
-// proto replaces the request line's protocol version.
-func proto(p string) edit {
-	return func(head string) string {
-		line, rest, _ := strings.Cut(head, "\r\n")
-		i := strings.LastIndex(line, " ")
-		return line[:i+1] + p + "\r\n" + rest
-	}
-}
-
-// body gives the request a body.
-func body(b string) edit {
-	return func(head string) string {
-		return with("Content-Length: "+strconv.Itoa(len(b)))(head) + b
-	}
-}
-
 // editingDialer dials TCP and applies edits to the first request head the
 // connection carries: a misbehaving intermediary between Dial and the
 // gateway.
-func editingDialer(edits []edit) func(ctx context.Context, network, addr string) (net.Conn, error) {
+func editingDialer(edits []testgw.Edit) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 		if err != nil {
@@ -202,7 +141,7 @@ type editConn struct {
 	mu    sync.Mutex
 	head  []byte
 	sent  bool
-	edits []edit
+	edits []testgw.Edit
 }
 
 func (c *editConn) Write(p []byte) (int, error) {
@@ -217,7 +156,7 @@ func (c *editConn) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	c.sent = true
-	if _, err := io.WriteString(c.Conn, applyEdits(head+"\r\n\r\n", c.edits)+rest); err != nil {
+	if _, err := io.WriteString(c.Conn, testgw.ApplyEdits(head+"\r\n\r\n", c.edits)+rest); err != nil {
 		return 0, err
 	}
 	return len(p), nil

@@ -1,13 +1,8 @@
 package gateway_test
 
 import (
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"io"
 	"net"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -34,22 +29,7 @@ func start(t *testing.T, opts gateway.Options) *testgw.Gateway {
 // certificate, closed when the test ends and bounded by waitLimit.
 func connect(t *testing.T, gw *testgw.Gateway, useTLS bool) net.Conn {
 	t.Helper()
-	d := &net.Dialer{Timeout: waitLimit}
-	var conn net.Conn
-	var err error
-	if useTLS {
-		roots := x509.NewCertPool()
-		roots.AddCert(gw.Cert.Leaf)
-		conn, err = tls.DialWithDialer(d, "tcp", strings.TrimPrefix(gw.TLSURL, "https://"), &tls.Config{RootCAs: roots})
-	} else {
-		conn, err = d.Dial("tcp", strings.TrimPrefix(gw.URL, "http://"))
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	conn.SetDeadline(time.Now().Add(waitLimit))
-	return conn
+	return gw.Connect(t, useTLS)
 }
 
 // forBoth runs f as two subtests, over plain TCP and over TLS.
@@ -79,6 +59,4 @@ func write(t *testing.T, w io.Writer, s string) {
 }
 
 // isReset reports a connection the other end reset.
-func isReset(err error) bool {
-	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
-}
+func isReset(err error) bool { return testgw.IsReset(err) }

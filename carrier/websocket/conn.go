@@ -19,11 +19,11 @@ import (
 // message is taken as its UTF-8 bytes (invalid UTF-8 closes with 1007).
 //
 // Half-close: neither side answers a Close frame at once. A Close received
-// is the end of the peer's stream (Read returns io.EOF for 1000 and 1001,
-// an error for other codes); this side sends its own Close, 1000, when its
-// writing ends (CloseWrite) or at Close. RFC 6455 section 5.5.1 lets an
-// endpoint delay its Close until its current message is sent; here the
-// "message" is the rest of the stream.
+// is the end of the peer's stream (Read returns io.EOF for 1000, 1001 and a
+// Close without a code, an error for other codes); this side sends its own
+// Close, 1000, when its writing ends (CloseWrite) or at Close. RFC 6455
+// section 5.5.1 lets an endpoint delay its Close until its current message
+// is sent; here the "message" is the rest of the stream.
 //
 // conn reads and writes the WebSocket directly, without deadlines of its
 // own: gorilla's framing is corrupt after a read or write times out. The
@@ -36,12 +36,15 @@ type conn struct {
 	msg     io.Reader // the message being read; nil between messages
 	text    bool      // msg is a text message
 	partial []byte    // an incomplete UTF-8 sequence held back from a text message
+	ready   []byte    // checked text bytes a short Read had no room for
 	readErr error     // sticky
 
 	wmu        sync.Mutex // Write and the Close frame
 	closeSent  bool
 	closeOnce  sync.Once
-	lastRead   atomic.Int64 // unix nanoseconds of the last frame read
+	born       time.Time    // monotonic reference for lastRead
+	lastRead   atomic.Int64 // when the last frame was read, as time since born
+	peerClosed atomic.Bool  // the peer's Close was read: it answers no more pings
 	keepalive  *time.Timer
 	pingPeriod time.Duration
 }
@@ -50,7 +53,7 @@ type conn struct {
 const maxCloseWait = 5 * time.Second
 
 func newConn(ws *websocket.Conn, readLimit int64, pingPeriod time.Duration) *conn {
-	c := &conn{ws: ws, pingPeriod: pingPeriod}
+	c := &conn{ws: ws, pingPeriod: pingPeriod, born: time.Now()}
 	ws.SetReadLimit(readLimit)
 	// The peer's Close is its end of stream: answer it when our side ends.
 	ws.SetCloseHandler(func(int, string) error { return nil })
@@ -64,16 +67,29 @@ func newConn(ws *websocket.Conn, readLimit int64, pingPeriod time.Duration) *con
 	return c
 }
 
-func (c *conn) touch() { c.lastRead.Store(time.Now().UnixNano()) }
+func (c *conn) touch() { c.lastRead.Store(int64(time.Since(c.born))) }
+
+// silence returns how long no frame has been read.
+func (c *conn) silence() time.Duration {
+	return time.Since(c.born) - time.Duration(c.lastRead.Load())
+}
 
 // ping keeps intermediaries from cutting an idle tunnel, and ends a tunnel
-// whose peer has answered nothing for two periods.
+// whose peer has answered nothing for two periods. Once the peer has sent
+// its Close it answers no ping, and nothing reads its pongs: the keep-alive
+// stops, so a service still sending after the client's end is not cut.
 func (c *conn) ping() {
-	if time.Since(time.Unix(0, c.lastRead.Load())) > 2*c.pingPeriod {
+	if c.peerClosed.Load() {
+		return
+	}
+	if c.silence() > 2*c.pingPeriod {
 		c.ws.NetConn().Close()
 		return
 	}
-	if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.pingPeriod)); err != nil {
+	// After our own Close no ping may follow, but the check above goes on:
+	// it cuts a peer that never answers that Close.
+	err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.pingPeriod))
+	if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
 		return
 	}
 	c.keepalive.Reset(c.pingPeriod)
@@ -84,7 +100,7 @@ func (c *conn) FragileDeadlines() {}
 
 func (c *conn) Read(p []byte) (int, error) {
 	for c.readErr == nil {
-		if c.msg == nil {
+		if c.msg == nil && len(c.ready) == 0 {
 			if err := c.next(); err != nil {
 				c.readErr = err
 				break
@@ -100,12 +116,20 @@ func (c *conn) Read(p []byte) (int, error) {
 // readMsg reads from the current message. At its end it returns 0, nil and
 // leaves no current message.
 func (c *conn) readMsg(p []byte) (int, error) {
-	n, err := c.msg.Read(p)
-	if c.text && n > 0 {
-		if n, err = c.checkUTF8(p, n, err); err != nil {
-			c.readErr = err
-			return n, err
-		}
+	if len(c.ready) > 0 {
+		n := copy(p, c.ready)
+		c.ready = c.ready[n:]
+		return n, nil
+	}
+	var n int
+	var err error
+	if c.text {
+		n, err = c.readText(p)
+	} else {
+		n, err = c.msg.Read(p)
+	}
+	if c.readErr != nil { // invalid UTF-8
+		return n, c.readErr
 	}
 	if err == io.EOF {
 		if c.text && len(c.partial) > 0 {
@@ -134,14 +158,14 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return 
 func (c *conn) WriteTo(w io.Writer) (int64, error) {
 	var n int64
 	for c.readErr == nil {
-		if c.msg == nil {
+		if c.msg == nil && len(c.ready) == 0 {
 			if err := c.next(); err != nil {
 				c.readErr = err
 				break
 			}
 		}
 		bp := copyBuffers.Get().(*[]byte)
-		for c.msg != nil && c.readErr == nil {
+		for (c.msg != nil || len(c.ready) > 0) && c.readErr == nil {
 			m, err := c.readMsg(*bp)
 			if m > 0 {
 				if _, werr := w.Write((*bp)[:m]); werr != nil {
@@ -208,14 +232,22 @@ func (c *conn) next() error {
 	return nil
 }
 
-// checkUTF8 validates the n bytes just read into p as part of a text
-// message, holding back a trailing incomplete sequence for the next read.
-func (c *conn) checkUTF8(p []byte, n int, err error) (int, error) {
-	buf := append(c.partial, p[:n]...)
-	c.partial = nil
+// readText reads from a text message into p, passing on only valid UTF-8:
+// a sequence cut by a frame or read boundary is held back (at most 3
+// bytes) and goes first into the next read. A p too short for that is
+// read through a small buffer whose excess waits in c.ready. Invalid
+// UTF-8 fails the WebSocket with 1007 and sets c.readErr.
+func (c *conn) readText(p []byte) (int, error) {
+	var small [2 * utf8.UTFMax]byte
+	buf := p
+	if len(p) < len(small) {
+		buf = small[:]
+	}
+	k := copy(buf, c.partial)
+	m, err := c.msg.Read(buf[k:])
+	buf = buf[:k+m]
 	valid := len(buf)
-	// Hold back up to 3 bytes of a sequence the next read may complete.
-	for i := len(buf) - 1; i >= 0 && i >= len(buf)-3; i-- {
+	for i := len(buf) - 1; i >= 0 && i >= len(buf)-(utf8.UTFMax-1); i-- {
 		if utf8.RuneStart(buf[i]) {
 			if !utf8.FullRune(buf[i:]) {
 				valid = i
@@ -224,24 +256,42 @@ func (c *conn) checkUTF8(p []byte, n int, err error) (int, error) {
 		}
 	}
 	if !utf8.Valid(buf[:valid]) {
-		return 0, c.fail(websocket.CloseInvalidFramePayloadData, "invalid UTF-8 in a text message")
+		c.readErr = c.fail(websocket.CloseInvalidFramePayloadData, "invalid UTF-8 in a text message")
+		return 0, c.readErr
 	}
-	c.partial = append(c.partial, buf[valid:]...)
-	return copy(p, buf[:valid]), err
+	c.partial = append(c.partial[:0], buf[valid:]...)
+	if len(p) < len(small) {
+		n := copy(p, buf[:valid])
+		c.ready = append(c.ready[:0], buf[n:valid]...)
+		return n, err
+	}
+	return valid, err
 }
 
 // fail closes the WebSocket with code and reason, as a protocol error.
 func (c *conn) fail(code int, reason string) error {
-	c.sendClose(code, reason)
+	c.trySendClose(code, reason)
 	c.ws.NetConn().Close()
 	return &websocket.CloseError{Code: code, Text: reason}
 }
 
-// readError maps a read error: the peer's normal Close is EOF.
+// readError maps a read error: the peer's normal Close is EOF, and so is
+// a Close without a code (1005), which browsers and Node's ws send for a
+// close() given none.
 func (c *conn) readError(err error) error {
 	var ce *websocket.CloseError
-	if errors.As(err, &ce) && (ce.Code == websocket.CloseNormalClosure || ce.Code == websocket.CloseGoingAway) {
-		return io.EOF
+	if errors.As(err, &ce) {
+		c.peerClosed.Store(true)
+		switch ce.Code {
+		case websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived:
+			return io.EOF
+		}
+	}
+	if errors.Is(err, websocket.ErrReadLimit) {
+		// gorilla has sent 1009 for a message over the limit, but sends no
+		// Close for a length field it cannot hold (its top bit set): a
+		// protocol error. After gorilla's Close this sends nothing.
+		c.trySendClose(websocket.CloseProtocolError, "invalid frame length")
 	}
 	return err
 }
@@ -264,9 +314,24 @@ func (c *conn) CloseWrite() error {
 	return c.sendClose(websocket.CloseNormalClosure, "")
 }
 
+// sendClose sends a Close frame, once, after any Write in progress.
 func (c *conn) sendClose(code int, reason string) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	return c.sendCloseLocked(code, reason)
+}
+
+// trySendClose sends a Close frame, once, unless a Write is in progress:
+// one blocked on a peer that reads nothing would hold the caller, who is
+// about to close the connection, for as long as it is blocked.
+func (c *conn) trySendClose(code int, reason string) {
+	if c.wmu.TryLock() {
+		c.sendCloseLocked(code, reason)
+		c.wmu.Unlock()
+	}
+}
+
+func (c *conn) sendCloseLocked(code int, reason string) error {
 	if c.closeSent {
 		return nil
 	}
@@ -274,16 +339,20 @@ func (c *conn) sendClose(code int, reason string) error {
 	return c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(maxCloseWait))
 }
 
-// Close sends Close 1000 if this side has not ended yet, and closes the
-// connection.
+// Close sends Close 1000 if this side has not ended yet (and no Write is
+// in progress), and closes the connection, which ends any Write. Only a
+// second Close is an error (net.ErrClosed): the goodbyes (the Close frame,
+// a TLS close_notify) are best effort, as the peer may be gone already,
+// and the socket is released all the same.
 func (c *conn) Close() error {
 	err := net.ErrClosed
 	c.closeOnce.Do(func() {
 		if c.keepalive != nil {
 			c.keepalive.Stop()
 		}
-		c.sendClose(websocket.CloseNormalClosure, "")
-		err = c.ws.NetConn().Close()
+		c.trySendClose(websocket.CloseNormalClosure, "")
+		c.ws.NetConn().Close()
+		err = nil
 	})
 	return err
 }

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -41,6 +42,22 @@ type DeadlineConn struct {
 	r     *guard     // nil: reads and read deadlines go straight through
 	rmu   sync.Mutex // one guarded Read at a time
 	rdata []byte     // bytes read in the background, not yet returned
+
+	closed atomic.Bool
+}
+
+// Close closes the underlying connection, which ends any background
+// operation; later calls get net.ErrClosed, whatever those operations
+// ended with.
+func (c *DeadlineConn) Close() error {
+	if c.closed.Swap(true) {
+		return net.ErrClosed
+	}
+	return c.Conn.Close()
+}
+
+func (c *DeadlineConn) closedError(op string) error {
+	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: net.ErrClosed}
 }
 
 // guard is one direction's deadline and background operation.
@@ -81,6 +98,9 @@ func (c *DeadlineConn) Write(p []byte) (int, error) {
 	defer c.wmu.Unlock()
 	n := 0
 	for {
+		if c.closed.Load() {
+			return n, c.closedError("write")
+		}
 		if err := c.w.wait(c.timeout("write")); err != nil {
 			return n, err
 		}
@@ -107,6 +127,12 @@ func (c *DeadlineConn) Read(p []byte) (int, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	for {
+		if c.closed.Load() {
+			return 0, c.closedError("read")
+		}
+		// Wait for the background read, then take its bytes before its
+		// error or a timeout, and before a new read could replace them.
+		err := c.r.wait(c.timeout("read"))
 		c.r.mu.Lock()
 		n := copy(p, c.rdata)
 		c.rdata = c.rdata[n:]
@@ -114,7 +140,7 @@ func (c *DeadlineConn) Read(p []byte) (int, error) {
 		if n > 0 {
 			return n, nil
 		}
-		if err := c.r.wait(c.timeout("read")); err != nil {
+		if err != nil {
 			return 0, err
 		}
 		if len(p) == 0 {
