@@ -165,17 +165,26 @@ func (c *conn) WriteTo(w io.Writer) (int64, error) {
 			}
 		}
 		bp := copyBuffers.Get().(*[]byte)
+		buf := *bp
 		for (c.msg != nil || len(c.ready) > 0) && c.readErr == nil {
-			m, err := c.readMsg(*bp)
-			if m > 0 {
-				if _, werr := w.Write((*bp)[:m]); werr != nil {
+			// Fill the buffer, or reach the message's end, before each
+			// write: the first read of a message returns only what the
+			// read buffer holds, and writing that alone would cost a
+			// second write per message.
+			filled := 0
+			for filled < len(buf) && (c.msg != nil || len(c.ready) > 0) && c.readErr == nil {
+				m, err := c.readMsg(buf[filled:])
+				filled += m
+				if err != nil {
+					break
+				}
+			}
+			if filled > 0 {
+				if _, werr := w.Write(buf[:filled]); werr != nil {
 					copyBuffers.Put(bp)
 					return n, werr
 				}
-				n += int64(m)
-			}
-			if err != nil {
-				break
+				n += int64(filled)
 			}
 		}
 		copyBuffers.Put(bp)

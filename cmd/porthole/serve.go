@@ -28,8 +28,11 @@ func serve(ctx context.Context, args []string, log *slog.Logger, stderr io.Write
 		keyFile   = fs.String("key", "", "TLS private key `file` (PEM)")
 		maxTun    = fs.Int("max-tunnels", 10000, "cap on open tunnels; beyond it requests get 503")
 		drain     = fs.Duration("shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long open tunnels may finish before they are closed")
+		pingEvery = fs.Duration("ping-interval", 30*time.Second, "how often idle WebSocket tunnels are pinged, so intermediaries keep them; 0 for never")
 		routes    listFlag
+		origins   listFlag
 	)
+	fs.Var(&origins, "allow-origin", "browser `origin` (as in https://app.example) allowed to open WebSocket tunnels on every route, repeatable; default: the gateway's own host only")
 	fs.Var(&routes, "route", "`PATH=TARGET`, repeatable: TARGET is echo, chat or tcp://host:port (default: /echo=echo and /chat=chat)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: porthole serve [flags]\n\nRuns a gateway. With no flags: http://127.0.0.1:8080, the routes /echo and /chat, the page at /.")
@@ -54,7 +57,19 @@ func serve(ctx context.Context, args []string, log *slog.Logger, stderr io.Write
 	if (*certFile == "") != (*keyFile == "") {
 		return errors.New("-cert and -key go together")
 	}
-	gw, err := gateway.New(&gateway.Options{Routes: rs, MaxTunnels: fitTunnels(*maxTun, openFileLimit(), isSet(fs, "max-tunnels"), log), Logger: log})
+	for i := range rs {
+		rs[i].Origins = origins
+	}
+	ping := *pingEvery
+	if ping == 0 {
+		ping = -1 // gateway.Options: negative is never
+	}
+	gw, err := gateway.New(&gateway.Options{
+		Routes:       rs,
+		MaxTunnels:   fitTunnels(*maxTun, openFileLimit(), isSet(fs, "max-tunnels"), log),
+		PingInterval: ping,
+		Logger:       log,
+	})
 	if err != nil {
 		return err
 	}

@@ -29,12 +29,17 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	if lib := os.Getenv(wsRelayEnv); lib != "" {
+		os.Exit(wsRelayMain(lib, os.Getenv(wsRelayRoutesEnv)))
+	}
 	if routes := os.Getenv(helperEnv); routes != "" {
 		os.Exit(gatewayMain(routes))
 	}
 	code := m.Run()
 	stopEnv()
+	stopWSEnv()
 	printReport(os.Stdout)
+	printWSLibReport(os.Stdout)
 	os.Exit(code)
 }
 
@@ -366,14 +371,29 @@ func socatIdle(s *socatProc) (float64, error) {
 }
 
 func idlePorthole(b *testing.B, e *env) {
+	idleProc(b, pathPorthole,
+		func() (*gatewayProc, error) { return startGateway(e.routes(), nil, "", *gwMemProfile) },
+		func(g *gatewayProc) path {
+			return path{name: pathPorthole, dial: func(ctx context.Context, svc string) (net.Conn, error) {
+				return portholeDial(ctx, g.url, svc)
+			}}
+		})
+}
+
+// idleProc measures what idle tunnels cost a relay that runs as a helper
+// process (the gateway, a WebSocket relay): each iteration starts a fresh
+// process with start, opens the tunnels with the path pathTo gives for it,
+// and takes the growth of its figures (procIdle). The figures are recorded
+// under name.
+func idleProc(b *testing.B, name string, start func() (*gatewayProc, error), pathTo func(*gatewayProc) path) {
 	var sum gatewayStats
 	var iters int64
 	for b.Loop() {
-		g, err := startGateway(e.routes(), nil, "", *gwMemProfile)
+		g, err := start()
 		if err != nil {
 			b.Fatal(err)
 		}
-		d, err := gatewayIdle(g)
+		d, err := procIdle(g, pathTo(g))
 		g.stop()
 		if err != nil {
 			b.Fatal(err)
@@ -391,24 +411,21 @@ func idlePorthole(b *testing.B, e *env) {
 	rss := per(sum.RSS)
 	b.ReportMetric(rss, "KiB/tunnel")
 	b.ReportMetric(per(sum.HeapAlloc+sum.StackInuse), "go-KiB/tunnel")
-	record(b, pathPorthole, "mem", rss)
-	record(b, pathPorthole, "mem.scavenged", per(sum.RSSScavenged))
-	record(b, pathPorthole, "mem.go", per(sum.HeapAlloc+sum.StackInuse))
-	record(b, pathPorthole, "mem.heap", per(sum.HeapAlloc))
-	record(b, pathPorthole, "mem.stack", per(sum.StackInuse))
+	record(b, name, "mem", rss)
+	record(b, name, "mem.scavenged", per(sum.RSSScavenged))
+	record(b, name, "mem.go", per(sum.HeapAlloc+sum.StackInuse))
+	record(b, name, "mem.heap", per(sum.HeapAlloc))
+	record(b, name, "mem.stack", per(sum.StackInuse))
 	count := func(v int) float64 { return float64(v) / float64(iters) / idleTunnels }
-	record(b, pathPorthole, "goroutines", count(sum.Goroutines))
-	record(b, pathPorthole, "fds", count(sum.FDs))
-	record(b, pathPorthole, "pipefds", count(sum.PipeFDs))
+	record(b, name, "goroutines", count(sum.Goroutines))
+	record(b, name, "fds", count(sum.FDs))
+	record(b, name, "pipefds", count(sum.PipeFDs))
 }
 
-// gatewayIdle warms g up, then opens idleTunnels tunnels and returns the
-// growth of g's figures.
-func gatewayIdle(g *gatewayProc) (gatewayStats, error) {
+// procIdle warms g up, then opens idleTunnels tunnels through it along p and
+// returns the growth of g's figures.
+func procIdle(g *gatewayProc, p path) (gatewayStats, error) {
 	var d gatewayStats
-	p := path{name: pathPorthole, dial: func(ctx context.Context, svc string) (net.Conn, error) {
-		return portholeDial(ctx, g.url, svc)
-	}}
 	warm, err := openIdle(p, idleWorkers)
 	if err != nil {
 		return d, err
@@ -431,7 +448,7 @@ func gatewayIdle(g *gatewayProc) (gatewayStats, error) {
 		return d, err
 	}
 	if after.Tunnels != idleTunnels {
-		return d, fmt.Errorf("gateway counts %d open tunnels, want %d", after.Tunnels, idleTunnels)
+		return d, fmt.Errorf("%s: the relay counts %d open tunnels, want %d", p.name, after.Tunnels, idleTunnels)
 	}
 	return gatewayStats{
 		RSS:          after.RSS - before.RSS,
@@ -456,7 +473,7 @@ func waitTunnels(g *gatewayProc, n int) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return errors.New("the gateway's tunnels did not close in time")
+			return errors.New("the relay's tunnels did not close in time")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

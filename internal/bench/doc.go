@@ -19,5 +19,13 @@
 // it they are skipped. The gateway runs in a process of its own (the test
 // binary started again), so its memory and CPU are its own.
 //
+// BenchmarkWSLib* (wslib_test.go) measure the candidate WebSocket libraries
+// for the WebSocket carrier: a bare relay on each library, in a process of
+// its own, with that library's client. Each op of BenchmarkWSLibStream
+// streams 1 GiB, 32 MiB when -benchtime is a count (the smoke check). Run
+// them alone with
+//
+//	go test -run '^$' -bench WSLib -benchtime 1s -count 10 ./internal/bench
+//
 // The package has only tests; this file exists for this comment.
 package bench

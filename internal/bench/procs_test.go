@@ -464,7 +464,8 @@ func procKiB(file, field string) (int64, error) {
 // gatewayProc is a porthole gateway (gateway.New + Serve) in a process of
 // its own: this test binary started again with helperEnv set. Its stdin and
 // stdout carry a line protocol: "stats" answers a JSON gatewayStats. When
-// its stdin closes it shuts down and exits.
+// its stdin closes it shuts down and exits. The WebSocket relays of
+// wslib_test.go run as the same kind of helper process.
 type gatewayProc struct {
 	cmd  *exec.Cmd
 	in   io.WriteCloser
@@ -493,6 +494,20 @@ type gatewayStats struct {
 // set, name profile files the process writes (memProfile at each "stats").
 // wrap, when not empty, is a command the process runs under (strace, perf).
 func startGateway(routes string, wrap []string, cpuProfile, memProfile string) (*gatewayProc, error) {
+	return startHelper(wrap,
+		helperEnv+"="+routes,
+		helperLogEnv+"="+*gwLog,
+		helperCPUProfEnv+"="+cpuProfile,
+		helperMemProfEnv+"="+memProfile,
+	)
+}
+
+// startHelper starts this test binary again as a helper process: a gateway,
+// or a WebSocket relay (wslib_test.go). env, added to this process's
+// environment, tells TestMain which one. It gets a listener bound here as
+// file descriptor 3, answers "stats" on its stdin (answerStats), and exits
+// when its stdin closes.
+func startHelper(wrap []string, env ...string) (*gatewayProc, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -509,12 +524,7 @@ func startGateway(routes string, wrap []string, cpuProfile, memProfile string) (
 	defer lf.Close()
 	args := append(wrap, exe, "-test.run=^$")
 	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Env = append(os.Environ(),
-		helperEnv+"="+routes,
-		helperLogEnv+"="+*gwLog,
-		helperCPUProfEnv+"="+cpuProfile,
-		helperMemProfEnv+"="+memProfile,
-	)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.ExtraFiles = []*os.File{lf}
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
@@ -526,7 +536,7 @@ func startGateway(routes string, wrap []string, cpuProfile, memProfile string) (
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting the gateway process: %w", err)
+		return nil, fmt.Errorf("starting a helper process: %w", err)
 	}
 	g := &gatewayProc{cmd: cmd, in: in, out: bufio.NewReader(out), done: make(chan struct{}),
 		url: "http://" + ln.Addr().String()}
@@ -627,30 +637,39 @@ func gatewayMain(routes string) int {
 	served := make(chan error, 1)
 	go func() { served <- gw.Serve(ln) }()
 
-	sc := bufio.NewScanner(os.Stdin)
-	enc := json.NewEncoder(os.Stdout)
-	for sc.Scan() {
-		switch sc.Text() {
-		case "stats":
-			st := selfStats()
-			st.Tunnels = gw.OpenTunnels()
-			if f := os.Getenv(helperMemProfEnv); f != "" {
-				if err := writeHeapProfile(f); err != nil {
-					return fail(err)
-				}
-			}
-			if err := enc.Encode(st); err != nil {
-				return fail(err)
-			}
-		default:
-			return fail(fmt.Errorf("unknown command %q", sc.Text()))
-		}
+	if err := answerStats(gw.OpenTunnels, os.Getenv(helperMemProfEnv)); err != nil {
+		return fail(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	gw.Shutdown(ctx)
 	<-served
 	return 0
+}
+
+// answerStats is a helper process's side of the stats exchange: it answers
+// each "stats" line on stdin with selfStats, Tunnels set from open, as a JSON
+// line on stdout, after writing a heap profile to memProfile when that is
+// set. It returns when stdin closes.
+func answerStats(open func() int, memProfile string) error {
+	sc := bufio.NewScanner(os.Stdin)
+	enc := json.NewEncoder(os.Stdout)
+	for sc.Scan() {
+		if sc.Text() != "stats" {
+			return fmt.Errorf("unknown command %q", sc.Text())
+		}
+		st := selfStats()
+		st.Tunnels = open()
+		if memProfile != "" {
+			if err := writeHeapProfile(memProfile); err != nil {
+				return err
+			}
+		}
+		if err := enc.Encode(st); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
 }
 
 func selfStats() gatewayStats {

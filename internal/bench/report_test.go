@@ -79,8 +79,12 @@ func printReport(w io.Writer) {
 	results.Lock()
 	runs := results.runs
 	results.Unlock()
-	if runs == 0 {
-		return
+	ran := false
+	for _, r := range rows {
+		ran = ran || anyResult(r.key)
+	}
+	if !ran {
+		return // none of these benchmarks ran (only BenchmarkWSLib*, say)
 	}
 	of := ""
 	if runs > 1 {
