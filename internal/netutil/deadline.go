@@ -9,9 +9,9 @@ import (
 	"time"
 )
 
-// maxChunk is how much one background read or write moves at a time: one
-// TLS record's worth.
-const maxChunk = 16 << 10
+// maxChunk is how much one background read or write moves at a time: a
+// write's chunk is one WebSocket message, four TLS records.
+const maxChunk = 64 << 10
 
 // Fragile is implemented by connections that a deadline passing mid-read or
 // mid-write breaks for good, such as a WebSocket whose framing is left
@@ -42,6 +42,7 @@ type DeadlineConn struct {
 	r     *guard     // nil: reads and read deadlines go straight through
 	rmu   sync.Mutex // one guarded Read at a time
 	rdata []byte     // bytes read in the background, not yet returned
+	rbuf  []byte     // the background read's buffer, reused once rdata is spent
 
 	closed atomic.Bool
 }
@@ -146,7 +147,10 @@ func (c *DeadlineConn) Read(p []byte) (int, error) {
 		if len(p) == 0 {
 			return 0, nil
 		}
-		buf := make([]byte, min(len(p), maxChunk))
+		if c.rbuf == nil {
+			c.rbuf = make([]byte, maxChunk)
+		}
+		buf := c.rbuf[:min(len(p), maxChunk)]
 		c.r.start(func() error {
 			n, err := c.Conn.Read(buf)
 			c.r.mu.Lock()
