@@ -28,22 +28,30 @@ func afterEOFServer(t *testing.T) string {
 	return testgw.TCPServer(t, afterEOF)
 }
 
-func TestHalfClose(t *testing.T) {
-	gw := startGateway(t, gateway.Options{Routes: []gateway.Route{
+// halfCloseGateway starts a gateway whose routes answer a client that
+// sends 1 MiB and half-closes: the echo and a TCP echo backend send it
+// back, two services reply only after the client's EOF. It returns the
+// bytes to send and each route's expected reply.
+func halfCloseGateway(t *testing.T) (gw *testgw.Gateway, sent []byte, replies map[string][]byte) {
+	gw = startGateway(t, gateway.Options{Routes: []gateway.Route{
 		{Path: "/echo", Service: service.Echo{}},
 		{Path: "/tcp", Service: &service.TCP{Addr: testgw.EchoServer(t)}},
 		{Path: "/tcp-after-eof", Service: &service.TCP{Addr: afterEOFServer(t)}},
 		{Path: "/handler-after-eof", Service: service.Handler(afterEOF)},
 	}})
-	sent := make([]byte, 1<<20)
+	sent = make([]byte, 1<<20)
 	rand.Read(sent)
 	afterEOFReply := []byte(fmt.Sprintf("EOF after %d bytes, err <nil>", len(sent)))
-	routes := map[string][]byte{
+	return gw, sent, map[string][]byte{
 		"/echo":              sent,
 		"/tcp":               sent,
 		"/tcp-after-eof":     afterEOFReply,
 		"/handler-after-eof": afterEOFReply,
 	}
+}
+
+func TestHalfClose(t *testing.T) {
+	gw, sent, routes := halfCloseGateway(t)
 	for _, base := range []struct {
 		name, url string
 		d         *porthole.Dialer

@@ -107,20 +107,7 @@ func (rc refusal) checkRaw(t *testing.T, gw *testgw.Gateway) {
 func (rc refusal) checkDial(t *testing.T, gw *testgw.Gateway) {
 	d := &porthole.Dialer{DialContext: editingDialer(rc.edits)}
 	conn, err := porthole.Dial(dialContext(t), gw.URL+rc.path, d)
-	if err == nil {
-		conn.Close()
-		t.Fatalf("Dial succeeded, want a %d refusal", rc.code)
-	}
-	var se *porthole.StatusError
-	if !errors.As(err, &se) {
-		t.Fatalf("Dial error %T %q is not a *porthole.StatusError", err, err)
-	}
-	if se.Code != rc.code || !strings.Contains(se.Reason, rc.reason) || strings.Contains(se.Reason, "\n") {
-		t.Errorf("StatusError = %d %q, want %d with one line containing %q", se.Code, se.Reason, rc.code, rc.reason)
-	}
-	if !strings.Contains(err.Error(), se.Reason) {
-		t.Errorf("error %q does not say the gateway's reason %q", err, se.Reason)
-	}
+	expectRefusal(t, conn, err, rc.code, rc.reason)
 }
 
 // editingDialer dials TCP and applies edits to the first request head the
@@ -160,4 +147,25 @@ func (c *editConn) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// expectRefusal checks that a Dial failed with a *porthole.StatusError of
+// code whose one-line reason contains reason, and that the error's text
+// says that reason.
+func expectRefusal(t *testing.T, conn net.Conn, err error, code int, reason string) {
+	t.Helper()
+	if err == nil {
+		conn.Close()
+		t.Fatalf("Dial succeeded, want a %d refusal", code)
+	}
+	var se *porthole.StatusError
+	if !errors.As(err, &se) {
+		t.Fatalf("Dial error %T %q is not a *porthole.StatusError", err, err)
+	}
+	if se.Code != code || !strings.Contains(se.Reason, reason) || strings.Contains(se.Reason, "\n") {
+		t.Errorf("StatusError = %d %q, want %d with one line containing %q", se.Code, se.Reason, code, reason)
+	}
+	if !strings.Contains(err.Error(), se.Reason) {
+		t.Errorf("error %q does not say the gateway's reason %q", err, se.Reason)
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -42,21 +41,7 @@ func wsBases(gw *testgw.Gateway) []struct {
 // reply only after the client's CloseWrite. The client half-closes and
 // still reads the whole reply, then EOF.
 func TestWebSocketStreams(t *testing.T) {
-	gw := startGateway(t, gateway.Options{Routes: []gateway.Route{
-		{Path: "/echo", Service: service.Echo{}},
-		{Path: "/tcp", Service: &service.TCP{Addr: testgw.EchoServer(t)}},
-		{Path: "/tcp-after-eof", Service: &service.TCP{Addr: afterEOFServer(t)}},
-		{Path: "/handler-after-eof", Service: service.Handler(afterEOF)},
-	}})
-	sent := make([]byte, 1<<20)
-	rand.Read(sent)
-	afterEOFReply := []byte(fmt.Sprintf("EOF after %d bytes, err <nil>", len(sent)))
-	routes := map[string][]byte{
-		"/echo":              sent,
-		"/tcp":               sent,
-		"/tcp-after-eof":     afterEOFReply,
-		"/handler-after-eof": afterEOFReply,
-	}
+	gw, sent, routes := halfCloseGateway(t)
 	for _, base := range wsBases(gw) {
 		for path, want := range routes {
 			t.Run(base.name+path, func(t *testing.T) {
@@ -116,17 +101,7 @@ func TestWebSocketRefusals(t *testing.T) {
 	} {
 		t.Run(rc.name, func(t *testing.T) {
 			conn, err := porthole.Dial(dialContext(t), rc.url, &porthole.Dialer{Header: rc.header})
-			if err == nil {
-				conn.Close()
-				t.Fatalf("Dial succeeded, want a %d refusal", rc.code)
-			}
-			var se *porthole.StatusError
-			if !errors.As(err, &se) {
-				t.Fatalf("Dial error %T %q is not a *porthole.StatusError", err, err)
-			}
-			if se.Code != rc.code || !strings.Contains(se.Reason, rc.reason) || strings.Contains(se.Reason, "\n") {
-				t.Errorf("StatusError = %d %q, want %d with one line containing %q", se.Code, se.Reason, rc.code, rc.reason)
-			}
+			expectRefusal(t, conn, err, rc.code, rc.reason)
 		})
 	}
 }
