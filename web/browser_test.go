@@ -6,14 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
+	"os/exec"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/porthole/porthole"
 	"github.com/porthole/porthole/gateway"
 	"github.com/porthole/porthole/internal/testgw"
 	"github.com/porthole/porthole/service"
@@ -97,7 +96,7 @@ func TestBrowserEcho(t *testing.T) {
 	}
 }
 
-// Two tabs and a porthole.Dial client (what porthole connect runs) share
+// Two tabs and a porthole connect client (the binary) share
 // the chat: a line from each reaches the other two, and lines arrive while
 // a user is typing without disturbing what they type.
 func TestBrowserChat(t *testing.T) {
@@ -158,7 +157,7 @@ func TestBrowserChat(t *testing.T) {
 		}
 	}
 
-	term.conn.(interface{ CloseWrite() error }).CloseWrite()
+	term.leave()
 	a.sees(chatPanel, "notice", "", "guest1 left")
 }
 
@@ -182,29 +181,53 @@ func TestBrowserShowsDisconnect(t *testing.T) {
 	}
 }
 
-// chatClient is a terminal's end of the chat, as porthole connect has it.
+// chatClient is a terminal in the chat: the porthole binary running
+// "porthole connect URL", its stdin and stdout the terminal's.
 type chatClient struct {
-	t    *testing.T
-	conn net.Conn
-	r    *bufio.Reader
+	t     *testing.T
+	in    io.WriteCloser
+	lines chan string // stdout, line by line; closed at its end
 }
 
+// dialChat starts porthole connect to url; it is killed by its PID, if it
+// still runs, when the test ends.
 func dialChat(t *testing.T, url string) *chatClient {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), patience)
-	defer cancel()
-	conn, err := porthole.Dial(ctx, url, nil)
+	cmd := exec.Command(portholeBinary(t), "connect", url)
+	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close() })
-	conn.SetDeadline(time.Now().Add(browserLife))
-	return &chatClient{t: t, conn: conn, r: bufio.NewReader(conn)}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = testWriter{t}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &chatClient{t: t, in: in, lines: make(chan string, 64)}
+	done := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			c.lines <- sc.Text()
+		}
+		close(c.lines)
+		close(done)
+	}()
+	t.Cleanup(func() {
+		in.Close()
+		cmd.Process.Kill()
+		<-done
+		cmd.Wait()
+	})
+	return c
 }
 
 func (c *chatClient) say(s string) {
 	c.t.Helper()
-	if _, err := io.WriteString(c.conn, s); err != nil {
+	if _, err := io.WriteString(c.in, s); err != nil {
 		c.t.Fatal(err)
 	}
 }
@@ -212,9 +235,23 @@ func (c *chatClient) say(s string) {
 // expect reads the next line, within patience, and checks it is want.
 func (c *chatClient) expect(want string) {
 	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(patience))
-	line, err := c.r.ReadString('\n')
-	if err != nil || line != want+"\n" {
-		c.t.Fatalf("the terminal read %q, %v; want %q", line, err, want+"\n")
+	select {
+	case line, ok := <-c.lines:
+		if !ok || line != want {
+			c.t.Fatalf("the terminal read %q (open: %v); want %q", line, ok, want)
+		}
+	case <-time.After(patience):
+		c.t.Fatalf("the terminal read nothing in %v; want %q", patience, want)
 	}
+}
+
+// leave ends the terminal's input, as Ctrl-D would.
+func (c *chatClient) leave() { c.in.Close() }
+
+// testWriter sends a process's stderr to the test's log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
 }
