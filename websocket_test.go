@@ -159,3 +159,22 @@ func TestWebSocketCloseWhileWriteBlocked(t *testing.T) {
 		t.Errorf("Write after Close: %v, want net.ErrClosed", err)
 	}
 }
+
+// TestWebSocketIdleClientKept: a Dial client that sits idle with no Read
+// outstanding, as a pooled database connection does, still answers the
+// gateway's keep-alive pings, so the tunnel outlives many ping intervals.
+func TestWebSocketIdleClientKept(t *testing.T) {
+	const interval = 50 * time.Millisecond
+	gw := startGateway(t, gateway.Options{PingInterval: interval})
+	conn := mustDial(t, "ws"+strings.TrimPrefix(gw.URL, "http")+"/echo", nil, waitLimit)
+	// The idleness under test: ten intervals with no call on the conn. A
+	// client that answers no ping is cut after two.
+	<-time.After(10 * interval)
+	if _, err := io.WriteString(conn, "still there?"); err != nil {
+		t.Fatalf("write after idling: %v", err)
+	}
+	buf := make([]byte, len("still there?"))
+	if _, err := io.ReadFull(conn, buf); err != nil {
+		t.Fatalf("the tunnel was cut while idle: %v", err)
+	}
+}

@@ -79,7 +79,9 @@ func newGuard() guard { return guard{changed: make(chan struct{})} }
 func SafeDeadlines(c net.Conn) net.Conn {
 	if _, ok := c.(Fragile); ok {
 		r := newGuard()
-		return &DeadlineConn{Conn: c, w: newGuard(), r: &r}
+		dc := &DeadlineConn{Conn: c, w: newGuard(), r: &r}
+		dc.readAhead()
+		return dc
 	}
 	if _, inner := Split(c); isTLS(inner) {
 		return &DeadlineConn{Conn: c, w: newGuard()}
@@ -120,7 +122,8 @@ func (c *DeadlineConn) Write(p []byte) (int, error) {
 }
 
 // Read reads into p; for a guarded connection it returns early with a
-// timeout when the read deadline passes, see DeadlineConn.
+// timeout when the read deadline passes, see DeadlineConn, and it keeps
+// one read outstanding in the background (readAhead).
 func (c *DeadlineConn) Read(p []byte) (int, error) {
 	if c.r == nil {
 		return c.Conn.Read(p)
@@ -137,8 +140,12 @@ func (c *DeadlineConn) Read(p []byte) (int, error) {
 		c.r.mu.Lock()
 		n := copy(p, c.rdata)
 		c.rdata = c.rdata[n:]
+		spent := len(c.rdata) == 0
 		c.r.mu.Unlock()
 		if n > 0 {
+			if spent && err == nil {
+				c.readAhead()
+			}
 			return n, nil
 		}
 		if err != nil {
@@ -147,18 +154,27 @@ func (c *DeadlineConn) Read(p []byte) (int, error) {
 		if len(p) == 0 {
 			return 0, nil
 		}
-		if c.rbuf == nil {
-			c.rbuf = make([]byte, maxChunk)
-		}
-		buf := c.rbuf[:min(len(p), maxChunk)]
-		c.r.start(func() error {
-			n, err := c.Conn.Read(buf)
-			c.r.mu.Lock()
-			c.rdata = buf[:n]
-			c.r.mu.Unlock()
-			return err
-		})
+		c.readAhead()
 	}
+}
+
+// readAhead starts the next background read, into the buffer the last one
+// used (its bytes are all taken). A guarded connection keeps one read
+// outstanding whether or not its user is reading, so a WebSocket peer's
+// pings are answered while the user is idle; at most one chunk is read
+// ahead, so the peer's flow control still holds.
+func (c *DeadlineConn) readAhead() {
+	if c.rbuf == nil {
+		c.rbuf = make([]byte, maxChunk)
+	}
+	buf := c.rbuf
+	c.r.start(func() error {
+		n, err := c.Conn.Read(buf)
+		c.r.mu.Lock()
+		c.rdata = buf[:n]
+		c.r.mu.Unlock()
+		return err
+	})
 }
 
 // start runs op in the background; its error becomes the guard's error.
