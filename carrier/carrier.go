@@ -23,6 +23,21 @@ const (
 	UserAgent = "porthole/1"
 )
 
+// ClientHeader returns a copy of h (nil allowed) with what every porthole
+// client request carries: the version header, and the User-Agent unless h
+// sets one.
+func ClientHeader(h http.Header) http.Header {
+	h = h.Clone()
+	if h == nil {
+		h = make(http.Header)
+	}
+	h.Set(VersionHeader, Version)
+	if h.Get("User-Agent") == "" {
+		h.Set("User-Agent", UserAgent)
+	}
+	return h
+}
+
 // A Carrier accepts tunnels of one kind on a route (the server side).
 type Carrier interface {
 	// Name is the carrier's name, as in "raw".

@@ -26,20 +26,13 @@ func Handshake(ctx context.Context, conn net.Conn, u *url.URL, header http.Heade
 		Method:     http.MethodGet,
 		URL:        &url.URL{Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery},
 		Host:       u.Host,
-		Header:     header.Clone(),
+		Header:     carrier.ClientHeader(header),
 		Proto:      "HTTP/1.1",
 		ProtoMajor: 1,
 		ProtoMinor: 1,
 	}
-	if req.Header == nil {
-		req.Header = make(http.Header)
-	}
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", Token)
-	req.Header.Set(carrier.VersionHeader, carrier.Version)
-	if req.Header.Get("User-Agent") == "" {
-		req.Header.Set("User-Agent", carrier.UserAgent)
-	}
 
 	release := carrier.Bound(ctx, conn)
 	br := bufio.NewReader(conn)

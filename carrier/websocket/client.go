@@ -21,14 +21,7 @@ import (
 // On failure Handshake does not close conn; a refusal by the gateway is a
 // *carrier.StatusError with the status and the first line of its body.
 func Handshake(ctx context.Context, conn net.Conn, u *url.URL, header http.Header) (net.Conn, error) {
-	h := header.Clone()
-	if h == nil {
-		h = make(http.Header)
-	}
-	h.Set(carrier.VersionHeader, carrier.Version)
-	if h.Get("User-Agent") == "" {
-		h.Set("User-Agent", carrier.UserAgent)
-	}
+	h := carrier.ClientHeader(header)
 	var protos []string
 	if h.Get("Sec-WebSocket-Protocol") == "" {
 		protos = []string{Subprotocol}

@@ -100,11 +100,8 @@ func (c *conn) FragileDeadlines() {}
 
 func (c *conn) Read(p []byte) (int, error) {
 	for c.readErr == nil {
-		if c.msg == nil && len(c.ready) == 0 {
-			if err := c.next(); err != nil {
-				c.readErr = err
-				break
-			}
+		if !c.open() {
+			break
 		}
 		if n, err := c.readMsg(p); n > 0 || err != nil {
 			return n, err
@@ -158,21 +155,18 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return 
 func (c *conn) WriteTo(w io.Writer) (int64, error) {
 	var n int64
 	for c.readErr == nil {
-		if c.msg == nil && len(c.ready) == 0 {
-			if err := c.next(); err != nil {
-				c.readErr = err
-				break
-			}
+		if !c.open() {
+			break
 		}
 		bp := copyBuffers.Get().(*[]byte)
 		buf := *bp
-		for (c.msg != nil || len(c.ready) > 0) && c.readErr == nil {
+		for c.inMessage() && c.readErr == nil {
 			// Fill the buffer, or reach the message's end, before each
 			// write: the first read of a message returns only what the
 			// read buffer holds, and writing that alone would cost a
 			// second write per message.
 			filled := 0
-			for filled < len(buf) && (c.msg != nil || len(c.ready) > 0) && c.readErr == nil {
+			for filled < len(buf) && c.inMessage() && c.readErr == nil {
 				m, err := c.readMsg(buf[filled:])
 				filled += m
 				if err != nil {
@@ -228,6 +222,22 @@ func (c *conn) ReadFrom(r io.Reader) (int64, error) {
 			return n, err
 		}
 	}
+}
+
+// inMessage reports whether a message has bytes left to read.
+func (c *conn) inMessage() bool { return c.msg != nil || len(c.ready) > 0 }
+
+// open starts the next message unless one is in progress; false means the
+// stream has ended, its error in c.readErr.
+func (c *conn) open() bool {
+	if c.inMessage() {
+		return true
+	}
+	if err := c.next(); err != nil {
+		c.readErr = err
+		return false
+	}
+	return true
 }
 
 // next starts the next message.

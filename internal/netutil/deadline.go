@@ -57,8 +57,22 @@ func (c *DeadlineConn) Close() error {
 	return c.Conn.Close()
 }
 
-func (c *DeadlineConn) closedError(op string) error {
-	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: net.ErrClosed}
+// opError reports err of a read or write as the net package would.
+func (c *DeadlineConn) opError(op string, err error) error {
+	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+}
+
+// timedOut is what guard.wait returns when the deadline has passed; the
+// caller wraps it as a net.OpError, so no error is built on calls that do
+// not time out.
+var timedOut = os.ErrDeadlineExceeded
+
+// waitError turns guard.wait's result into what Read or Write returns.
+func (c *DeadlineConn) waitError(op string, err error) error {
+	if err == timedOut {
+		return c.opError(op, err)
+	}
+	return err
 }
 
 // guard is one direction's deadline and background operation.
@@ -102,10 +116,10 @@ func (c *DeadlineConn) Write(p []byte) (int, error) {
 	n := 0
 	for {
 		if c.closed.Load() {
-			return n, c.closedError("write")
+			return n, c.opError("write", net.ErrClosed)
 		}
-		if err := c.w.wait(c.timeout("write")); err != nil {
-			return n, err
+		if err := c.w.wait(); err != nil {
+			return n, c.waitError("write", err)
 		}
 		if n == len(p) {
 			return n, nil
@@ -132,11 +146,11 @@ func (c *DeadlineConn) Read(p []byte) (int, error) {
 	defer c.rmu.Unlock()
 	for {
 		if c.closed.Load() {
-			return 0, c.closedError("read")
+			return 0, c.opError("read", net.ErrClosed)
 		}
 		// Wait for the background read, then take its bytes before its
 		// error or a timeout, and before a new read could replace them.
-		err := c.r.wait(c.timeout("read"))
+		err := c.waitError("read", c.r.wait())
 		c.r.mu.Lock()
 		n := copy(p, c.rdata)
 		c.rdata = c.rdata[n:]
@@ -196,8 +210,8 @@ func (g *guard) start(op func() error) {
 }
 
 // wait blocks until no background operation runs, and returns its error,
-// or timeout once the deadline has passed.
-func (g *guard) wait(timeout error) error {
+// or timedOut once the deadline has passed.
+func (g *guard) wait() error {
 	for {
 		g.mu.Lock()
 		busy, deadline, changed, err := g.busy, g.deadline, g.changed, g.err
@@ -206,7 +220,7 @@ func (g *guard) wait(timeout error) error {
 			return err
 		}
 		if !deadline.IsZero() && !time.Now().Before(deadline) {
-			return timeout
+			return timedOut
 		}
 		if busy == nil {
 			return nil
@@ -248,10 +262,6 @@ func (g *guard) setDeadline(t time.Time) {
 	close(g.changed)
 	g.changed = make(chan struct{})
 	g.mu.Unlock()
-}
-
-func (c *DeadlineConn) timeout(op string) error {
-	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.ErrDeadlineExceeded}
 }
 
 // SetDeadline sets both deadlines; see SetReadDeadline and SetWriteDeadline.

@@ -21,13 +21,13 @@ import (
 func copyStream(dst, src net.Conn) (int64, error) {
 	s, srcTCP := src.(*net.TCPConn)
 	_, dstTCP := dst.(*net.TCPConn)
-	switch {
-	case srcTCP && dstTCP:
-	case !srcTCP && implements[io.WriterTo](src):
-		return src.(io.WriterTo).WriteTo(dst)
-	case !dstTCP && implements[io.ReaderFrom](dst):
-		return dst.(io.ReaderFrom).ReadFrom(src)
-	default:
+	if wt, ok := src.(io.WriterTo); ok && !srcTCP {
+		return wt.WriteTo(dst)
+	}
+	if rf, ok := dst.(io.ReaderFrom); ok && !dstTCP {
+		return rf.ReadFrom(src)
+	}
+	if !srcTCP || !dstTCP {
 		return io.Copy(dst, src)
 	}
 	var n int64
@@ -48,9 +48,4 @@ func copyStream(dst, src net.Conn) (int64, error) {
 			return n, err
 		}
 	}
-}
-
-func implements[T any](v any) bool {
-	_, ok := v.(T)
-	return ok
 }
