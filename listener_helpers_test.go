@@ -1,14 +1,12 @@
 package porthole_test
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"net"
-	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/porthole/porthole"
+	"github.com/porthole/porthole/internal/testgw"
 )
 
 // listenerServer mounts a porthole.Listener as the whole handler of a real
@@ -17,21 +15,9 @@ import (
 func listenerServer(t *testing.T, useTLS bool) (*porthole.Listener, string, *porthole.Dialer) {
 	t.Helper()
 	l := porthole.NewListener(nil)
-	srv := httptest.NewUnstartedServer(l)
-	d := &porthole.Dialer{}
-	if useTLS {
-		srv.StartTLS()
-		roots := x509.NewCertPool()
-		roots.AddCert(srv.Certificate())
-		d.TLSConfig = &tls.Config{RootCAs: roots}
-	} else {
-		srv.Start()
-	}
-	t.Cleanup(func() {
-		l.Close()
-		srv.Close()
-	})
-	return l, srv.URL + "/tunnel", d
+	srv, cfg := testgw.HTTPServer(t, l, useTLS)
+	t.Cleanup(func() { l.Close() }) // before the server's close
+	return l, srv.URL + "/tunnel", &porthole.Dialer{TLSConfig: cfg}
 }
 
 // accepted is one Accept's result.

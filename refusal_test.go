@@ -1,12 +1,10 @@
 package porthole_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"io"
 	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -72,18 +70,7 @@ func (rc refusal) checkRaw(t *testing.T, gw *testgw.Gateway) {
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(waitLimit))
 	head := "GET " + rc.path + " HTTP/1.1\r\nHost: gateway.test\r\nConnection: Upgrade\r\nUpgrade: porthole\r\nPorthole-Version: 1\r\n\r\n"
-	if _, err := io.WriteString(conn, testgw.ApplyEdits(head, rc.edits)); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("reading the answer: %v", err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatalf("reading the body: %v", err)
-	}
+	resp, body := testgw.Ask(t, conn, testgw.ApplyEdits(head, rc.edits))
 	if resp.StatusCode != rc.code {
 		t.Fatalf("status = %s, want %d (body %q)", resp.Status, rc.code, body)
 	}

@@ -2,12 +2,12 @@ package gateway_test
 
 import (
 	"bufio"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/porthole/porthole/gateway"
+	"github.com/porthole/porthole/internal/testgw"
 )
 
 // TestBareForm sends the bare request line and payload in one write: the
@@ -28,12 +28,7 @@ func TestBareFormOff(t *testing.T) {
 	gw := start(t, gateway.Options{})
 	forBoth(t, func(t *testing.T, useTLS bool) {
 		conn := connect(t, gw, useTLS)
-		write(t, conn, "GET /nobare HTTP/1.0\r\n\r\n")
-		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
+		resp, body := testgw.Ask(t, conn, "GET /nobare HTTP/1.0\r\n\r\n")
 		if resp.StatusCode != http.StatusUpgradeRequired || !strings.Contains(string(body), "bare form is off") {
 			t.Fatalf("answer %s %q, want 426 saying the bare form is off", resp.Status, body)
 		}

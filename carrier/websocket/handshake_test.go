@@ -1,10 +1,8 @@
 package websocket_test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/base64"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -97,18 +95,7 @@ func TestHandshakeRefused(t *testing.T) {
 				host := gw.Addr(useTLS)
 				conn := gw.Connect(t, useTLS)
 				head := testgw.ApplyEdits(testgw.WSRequest(host, path), rc.edits(host, useTLS))
-				if _, err := io.WriteString(conn, head); err != nil {
-					t.Fatal(err)
-				}
-				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-				if err != nil {
-					t.Fatalf("reading the answer: %v", err)
-				}
-				body, err := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if err != nil {
-					t.Fatalf("reading the body: %v", err)
-				}
+				resp, body := testgw.Ask(t, conn, head)
 				if resp.StatusCode != rc.code {
 					t.Fatalf("status = %s, want %d (body %q)", resp.Status, rc.code, body)
 				}
@@ -211,14 +198,7 @@ func TestDeflateNotInEffect(t *testing.T) {
 func TestHandshakeWithoutHost(t *testing.T) {
 	gw := start(t, gateway.Options{})
 	conn := gw.Connect(t, false)
-	if _, err := io.WriteString(conn, testgw.ApplyEdits(testgw.WSRequest("x", "/echo"), []testgw.Edit{testgw.Without("Host")})); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := testgw.Ask(t, conn, testgw.ApplyEdits(testgw.WSRequest("x", "/echo"), []testgw.Edit{testgw.Without("Host")}))
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("status = %s, want 400", resp.Status)
 	}

@@ -437,19 +437,7 @@ func echoes(conn net.Conn, data []byte) error {
 // ask sends a raw request and reads the answer.
 func ask(t testing.TB, addr, req string) (*http.Response, string) {
 	t.Helper()
-	conn := dial(t, addr)
-	if _, err := io.WriteString(conn, req); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("reading the answer to %q: %v", req, err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, string(body)
+	return testgw.Ask(t, dial(t, addr), req)
 }
 
 func randomBytes(t testing.TB, n int) []byte {

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -101,7 +100,7 @@ func gorillaServer(t *testing.T, useTLS bool, seen func(*http.Request, *websocke
 	t.Helper()
 	var wg sync.WaitGroup
 	up := websocket.Upgrader{Subprotocols: []string{"binary"}}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		wg.Add(1) // before srv.Close returns: it waits for handlers until they hijack
 		defer wg.Done()
 		c, err := up.Upgrade(w, r, nil)
@@ -131,20 +130,10 @@ func gorillaServer(t *testing.T, useTLS bool, seen func(*http.Request, *websocke
 				return
 			}
 		}
-	}))
-	d = &porthole.Dialer{}
-	if useTLS {
-		srv.StartTLS()
-		roots := x509.NewCertPool()
-		roots.AddCert(srv.Certificate())
-		d.TLSConfig = &tls.Config{RootCAs: roots}
-	} else {
-		srv.Start()
-	}
-	t.Cleanup(func() {
-		srv.Close()
-		wg.Wait()
 	})
+	t.Cleanup(wg.Wait) // after the server's close, which waits for handlers until they hijack
+	srv, cfg := testgw.HTTPServer(t, handler, useTLS)
+	d = &porthole.Dialer{TLSConfig: cfg}
 	return "ws" + strings.TrimPrefix(srv.URL, "http"), d
 }
 
