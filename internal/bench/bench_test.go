@@ -93,14 +93,11 @@ func benchStreams(b *testing.B, p path, n int, key string) {
 // stream sends size bytes to the sink over a new connection, half-closes,
 // and checks the sink's count.
 func stream(p path, size int64, buf []byte) error {
-	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
-	defer cancel()
-	c, err := p.dial(ctx, "sink")
+	c, err := dialFor(p, "sink", opTimeout)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(opTimeout))
 	for sent := int64(0); sent < size; {
 		m, err := c.Write(buf[:min(int64(len(buf)), size-sent)])
 		sent += int64(m)
@@ -136,9 +133,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 }
 
 func benchRoundTrip(b *testing.B, p path) {
-	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
-	c, err := p.dial(ctx, "echo")
-	cancel()
+	c, err := dialFor(p, "echo", opTimeout)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -151,7 +146,6 @@ func benchRoundTrip(b *testing.B, p path) {
 		_, err := io.ReadFull(c, got)
 		return err
 	}
-	c.SetDeadline(time.Now().Add(opTimeout))
 	for range rttWarmup {
 		if err := rt(); err != nil {
 			b.Fatal(err)
@@ -235,15 +229,25 @@ func benchTunnelRate(b *testing.B, p path) {
 	}
 }
 
-// openTunnel dials svc on p and makes one 1-byte round trip.
-func openTunnel(p path, svc string) (net.Conn, error) {
+// dialFor dials svc on p within dialTimeout and bounds what follows, the
+// connection's reads and writes, by limit.
+func dialFor(p path, svc string, limit time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
 	defer cancel()
 	c, err := p.dial(ctx, svc)
 	if err != nil {
 		return nil, err
 	}
-	c.SetDeadline(time.Now().Add(dialTimeout))
+	c.SetDeadline(time.Now().Add(limit))
+	return c, nil
+}
+
+// openTunnel dials svc on p and makes one 1-byte round trip.
+func openTunnel(p path, svc string) (net.Conn, error) {
+	c, err := dialFor(p, svc, dialTimeout)
+	if err != nil {
+		return nil, err
+	}
 	var one [1]byte
 	if _, err := c.Write(one[:]); err != nil {
 		c.Close()

@@ -175,14 +175,11 @@ func BenchmarkWSLibStream(b *testing.B) {
 // size, 8 bytes big endian (a WebSocket has no half-close to mark the end),
 // then the bytes; then it checks the sink's count.
 func wsStream(p path, size int64, msg []byte) error {
-	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
-	defer cancel()
-	c, err := p.dial(ctx, "sink")
+	c, err := dialFor(p, "sink", opTimeout)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(opTimeout))
 	var head [8]byte
 	binary.BigEndian.PutUint64(head[:], uint64(size))
 	if _, err := c.Write(head[:]); err != nil {
