@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/carrier"
+	"github.com/porthole/porthole/carrier/poll"
 	"github.com/porthole/porthole/carrier/raw"
 	"github.com/porthole/porthole/carrier/websocket"
 	"github.com/porthole/porthole/internal/netutil"
@@ -35,7 +36,7 @@ type Dialer struct {
 	// carrier's handshake. Zero means 30 seconds. A deadline on Dial's
 	// context that comes sooner applies instead.
 	HandshakeTimeout time.Duration
-	// Carrier names the carrier: "raw" or "websocket". Empty means
+	// Carrier names the carrier: "raw", "websocket" or "poll". Empty means
 	// websocket for ws:// and wss:// URLs and raw for http:// and https://.
 	Carrier string
 	// DialContext opens the TCP connection to the gateway; nil means a
@@ -62,11 +63,16 @@ func Dial(ctx context.Context, rawURL string, d *Dialer) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	handshake, err := d.carrier(u)
+	name, err := d.carrierName(u)
 	if err != nil {
 		return nil, err
 	}
-	conn, err := d.dial(ctx, u, handshake)
+	var conn net.Conn
+	if name == poll.Name {
+		conn, err = d.dialPoll(ctx, u)
+	} else {
+		conn, err = d.dial(ctx, u, handshakes[name])
+	}
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", u.Redacted(), err)
 	}
@@ -82,9 +88,16 @@ type StatusError = carrier.StatusError
 type handshakeFunc func(ctx context.Context, conn net.Conn, u *url.URL, h http.Header) (net.Conn, error)
 
 // ErrUnknownCarrier is returned for a Dialer.Carrier Dial does not know.
-var ErrUnknownCarrier = errors.New(`porthole: unknown carrier: use "raw" or "websocket"`)
+var ErrUnknownCarrier = errors.New(`porthole: unknown carrier: use "raw", "websocket" or "poll"`)
 
-func (d *Dialer) carrier(u *url.URL) (handshakeFunc, error) {
+// handshakes are the client handshakes of the carriers that upgrade one
+// connection.
+var handshakes = map[string]handshakeFunc{
+	"raw":       raw.Handshake,
+	"websocket": websocket.Handshake,
+}
+
+func (d *Dialer) carrierName(u *url.URL) (string, error) {
 	name := d.Carrier
 	if name == "" {
 		name = "raw"
@@ -92,21 +105,14 @@ func (d *Dialer) carrier(u *url.URL) (handshakeFunc, error) {
 			name = "websocket"
 		}
 	}
-	switch name {
-	case "raw":
-		return raw.Handshake, nil
-	case "websocket":
-		return websocket.Handshake, nil
+	if _, ok := handshakes[name]; !ok && name != poll.Name {
+		return "", fmt.Errorf("%w (got %q)", ErrUnknownCarrier, name)
 	}
-	return nil, fmt.Errorf("%w (got %q)", ErrUnknownCarrier, name)
+	return name, nil
 }
 
 func (d *Dialer) dial(ctx context.Context, u *url.URL, handshake handshakeFunc) (net.Conn, error) {
-	timeout := d.HandshakeTimeout
-	if timeout == 0 {
-		timeout = 30 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, d.handshakeTimeout())
 	defer cancel()
 
 	dialTCP := d.DialContext
@@ -136,6 +142,37 @@ func (d *Dialer) dial(ctx context.Context, u *url.URL, handshake handshakeFunc) 
 		return nil, err
 	}
 	return netutil.SafeDeadlines(tun), nil
+}
+
+// dialPoll opens a poll session; its requests go through an
+// http.Transport of the Conn's own, configured as the Dialer says.
+func (d *Dialer) dialPoll(ctx context.Context, u *url.URL) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.handshakeTimeout())
+	defer cancel()
+	tr := &http.Transport{
+		DialContext:         d.DialContext,
+		TLSHandshakeTimeout: d.handshakeTimeout(),
+	}
+	if secure(u) {
+		cfg, err := d.tlsConfig(u)
+		if err != nil {
+			return nil, err
+		}
+		tr.TLSClientConfig = cfg
+	}
+	pu := *u
+	pu.Scheme = map[string]string{"ws": "http", "wss": "https"}[u.Scheme]
+	if pu.Scheme == "" {
+		pu.Scheme = u.Scheme
+	}
+	return poll.Dial(ctx, &pu, &poll.Options{Transport: tr, Header: d.Header, CloseTransport: true})
+}
+
+func (d *Dialer) handshakeTimeout() time.Duration {
+	if d.HandshakeTimeout == 0 {
+		return 30 * time.Second
+	}
+	return d.HandshakeTimeout
 }
 
 func (d *Dialer) tlsConfig(u *url.URL) (*tls.Config, error) {

@@ -34,7 +34,10 @@ type refusal struct {
 var refusals = []refusal{
 	{name: "UnknownPath", path: "/nope", code: 404, reason: "no route /nope"},
 	{name: "DeadBackend", path: "/dead", code: 502, reason: "connection refused"},
-	{name: "WrongMethod", path: "/echo", edits: []testgw.Edit{testgw.Method("POST")}, code: 405, reason: "method POST", header: "Allow: GET"},
+	{name: "WrongMethod", path: "/echo", edits: []testgw.Edit{testgw.Method("PATCH")}, code: 405, reason: "method PATCH", header: "Allow: GET"},
+	{name: "WrongMethodPlain", path: "/echo", edits: []testgw.Edit{testgw.Method("PATCH"), testgw.Without("Upgrade", "Connection")}, code: 405, reason: "method PATCH", header: "Allow: GET, POST"},
+	{name: "PostUpgrade", path: "/echo", edits: []testgw.Edit{testgw.Method("POST")}, code: 405, reason: "method POST cannot upgrade"},
+	{name: "PostWithoutCarrier", path: "/echo", edits: []testgw.Edit{testgw.Method("POST"), testgw.Without("Upgrade", "Connection")}, code: 400, reason: "opens a poll session"},
 	{name: "NoConnectionUpgrade", path: "/echo", edits: []testgw.Edit{testgw.Without("Connection")}, code: 400, reason: "without Connection: Upgrade"},
 	{name: "HTTP10Upgrade", path: "/echo", edits: []testgw.Edit{testgw.Proto("HTTP/1.0")}, code: 400, reason: "Upgrade needs HTTP/1.1"},
 	{name: "UpgradeWithBody", path: "/echo", edits: []testgw.Edit{testgw.Body("abc")}, code: 400, reason: "carries no body"},

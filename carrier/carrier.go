@@ -52,6 +52,18 @@ type Carrier interface {
 	Accept(w http.ResponseWriter, r *http.Request) (net.Conn, error)
 }
 
+// A SessionCarrier is a carrier whose tunnels span many requests (the poll
+// carrier): after the request that opens a tunnel, the gateway hands it
+// every request that belongs to the tunnel's session.
+type SessionCarrier interface {
+	Carrier
+	// InSession reports whether r belongs to an open session rather than
+	// asking for a new tunnel.
+	InSession(r *http.Request) bool
+	// ServeSession answers r, a request in a session.
+	ServeSession(w http.ResponseWriter, r *http.Request)
+}
+
 // StatusError is an HTTP answer that refuses a tunnel: the gateway sends it,
 // and a client reports it when it reads one instead of a handshake.
 type StatusError struct {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/carrier"
+	"github.com/porthole/porthole/carrier/poll"
 	"github.com/porthole/porthole/carrier/raw"
 	"github.com/porthole/porthole/carrier/websocket"
 	"github.com/porthole/porthole/service"
@@ -61,6 +62,16 @@ type Options struct {
 	// MaxMessageBytes caps one incoming WebSocket message; a larger one
 	// closes the tunnel with 1009. Zero means 1 MiB.
 	MaxMessageBytes int64
+	// LongPoll is how long a poll receive waits for bytes before it
+	// answers with none; keep it under intermediaries' timeouts. Zero
+	// means 25 seconds.
+	LongPoll time.Duration
+	// SessionIdleTimeout ends a poll session without requests for this
+	// long, closing its service connection. Zero means 60 seconds.
+	SessionIdleTimeout time.Duration
+	// SessionBufferBytes bounds each poll session's buffer in each
+	// direction. Zero means 1 MiB.
+	SessionBufferBytes int
 	// Logger receives the gateway's logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -146,6 +157,12 @@ func carriersFor(r Route, o Options) []carrier.Carrier {
 			PingInterval:     o.PingInterval,
 			HandshakeTimeout: o.HandshakeTimeout,
 		},
+		&poll.Server{
+			LongPoll:    o.LongPoll,
+			IdleTimeout: o.SessionIdleTimeout,
+			BufferBytes: o.SessionBufferBytes,
+			MaxSessions: o.MaxTunnels,
+		},
 	}
 }
 
@@ -178,6 +195,12 @@ func (g *Gateway) Handler(rt Route) (http.Handler, error) {
 }
 
 func (g *Gateway) serveRoute(w http.ResponseWriter, r *http.Request, rt *route) {
+	for _, c := range rt.carriers {
+		if sc, ok := c.(carrier.SessionCarrier); ok && sc.InSession(r) {
+			sc.ServeSession(w, r)
+			return
+		}
+	}
 	c := pick(rt, r)
 	if c == nil {
 		g.refuse(w, r, rt, "", noCarrier(r, rt))
@@ -250,9 +273,13 @@ func noCarrier(r *http.Request, rt *route) *carrier.StatusError {
 	switch {
 	case r.Header.Get("Upgrade") != "":
 		return carrier.Errorf(http.StatusBadRequest, "unsupported Upgrade %q; this route speaks %s and websocket", r.Header.Get("Upgrade"), raw.Token)
+	case r.Method == http.MethodPost:
+		return carrier.Errorf(http.StatusBadRequest, "a POST on a tunnel route opens a poll session: send %s: %s", poll.CarrierHeader, poll.Name)
+	case r.Method == http.MethodPut || r.Method == http.MethodDelete:
+		return carrier.Errorf(http.StatusBadRequest, "%s belongs to a poll session: send its %s header", r.Method, poll.SessionHeader)
 	case r.Method != http.MethodGet:
-		e := carrier.Errorf(http.StatusMethodNotAllowed, "method %s is not allowed on a tunnel route; send GET with Upgrade: %s", r.Method, raw.Token)
-		e.Header = http.Header{"Allow": {http.MethodGet}}
+		e := carrier.Errorf(http.StatusMethodNotAllowed, "method %s is not allowed on a tunnel route; send GET with Upgrade: %s, or POST with %s: %s", r.Method, raw.Token, poll.CarrierHeader, poll.Name)
+		e.Header = http.Header{"Allow": {"GET, POST"}}
 		return e
 	case r.Header.Get(carrier.VersionHeader) != "":
 		e := carrier.Errorf(http.StatusUpgradeRequired, "the Upgrade header did not arrive (an intermediary removed it?); try another carrier")

@@ -31,7 +31,7 @@ func connect(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 		fingerprint = fs.String("fingerprint", "", "trust only the TLS certificate with this SHA-256 `fingerprint` (hex, as porthole serve logs it)")
 		caFile      = fs.String("ca", "", "trust TLS certificates signed by the CA in this PEM `file`")
 		timeout     = fs.Duration("timeout", 30*time.Second, "bound on connecting and the handshake")
-		carrierName = fs.String("carrier", "", "`raw` or websocket; default websocket for ws:// and wss:// URLs, raw otherwise")
+		carrierName = fs.String("carrier", "", "`raw`, websocket or poll; default websocket for ws:// and wss:// URLs, raw otherwise")
 		headers     listFlag
 	)
 	fs.Var(&headers, "H", "extra request header `'Name: value'`, repeatable")

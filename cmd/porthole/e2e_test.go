@@ -291,7 +291,7 @@ func TestServeBadFlags(t *testing.T) {
 		{[]string{"serve", "-listen", "127.0.0.1:0", "-cert", "a.pem"}, 1, []string{"-cert and -key"}},
 		{[]string{"connect"}, 1, []string{"one URL", "http://127.0.0.1:8080/echo"}},
 		{[]string{"connect", "ftp://127.0.0.1/echo"}, 1, []string{"http://, https://, ws:// or wss://"}},
-		{[]string{"connect", "-carrier", "pigeon", "http://127.0.0.1/echo"}, 1, []string{`"raw" or "websocket"`}},
+		{[]string{"connect", "-carrier", "pigeon", "http://127.0.0.1/echo"}, 1, []string{`"raw", "websocket" or "poll"`}},
 		{[]string{"bogus"}, 1, []string{`unknown command "bogus"`, "porthole serve", "porthole connect"}},
 		{nil, 2, []string{"Usage:", "porthole serve", "porthole connect"}},
 	} {
@@ -358,7 +358,8 @@ func TestErrorAnswers(t *testing.T) {
 		want      string
 	}{
 		{"unknown path", "GET /nope HTTP/1.1\r\nHost: x\r\n" + up + "\r\n", 404, "no route /nope"},
-		{"wrong method", "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 405, "method POST"},
+		{"wrong method", "PATCH /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 405, "method PATCH"},
+		{"POST without a carrier", "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 400, "Porthole-Carrier: poll"},
 		{"upgrade without Connection", "GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: porthole\r\n\r\n", 400, "Connection: Upgrade"},
 		{"other upgrade", "GET /echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n", 400, "unsupported Upgrade"},
 		{"plain GET", "GET /svc HTTP/1.1\r\nHost: x\r\n\r\n", 426, "porthole connect"},

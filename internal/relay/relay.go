@@ -23,7 +23,8 @@ type Stats struct {
 // (CloseWrite), so the other direction keeps flowing: a client that shuts its
 // write side still receives everything the service sends back. A side that
 // cannot half-close is closed whole instead. When a direction fails with an
-// error, both connections are closed at once, which ends the other direction.
+// error, both connections are closed at once, which ends the other direction;
+// a connection with an Abort(error) method gets the error that way instead.
 //
 // Bytes a carrier read ahead during its handshake (a *netutil.PrefixConn) are
 // written first; after them the copy runs between the underlying connections,
@@ -38,26 +39,39 @@ func Pipe(a, b net.Conn) (Stats, error) {
 		wg    sync.WaitGroup
 		once  sync.Once
 	)
-	abort := func() {
+	abort := func(err error) {
 		once.Do(func() {
-			a.Close()
-			b.Close()
+			closeWith(a, err)
+			closeWith(b, err)
 		})
 	}
 	wg.Go(func() {
 		stats.BToA, bErr = half(a, b)
 		if bErr != nil {
-			abort()
+			abort(bErr)
 		}
 	})
 	var aErr error
 	stats.AToB, aErr = half(b, a)
 	if aErr != nil {
-		abort()
+		abort(aErr)
 	}
 	wg.Wait()
-	abort()
+	abort(nil)
 	return stats, errors.Join(ignoreClosed(aErr), ignoreClosed(bErr))
+}
+
+// An aborter is a connection that can pass on why its tunnel broke, such
+// as a poll session, which tells its client the service's error.
+type aborter interface{ Abort(err error) error }
+
+// closeWith closes c, passing err on when c is an aborter.
+func closeWith(c net.Conn, err error) {
+	if ab, ok := c.(aborter); ok && err != nil {
+		ab.Abort(err)
+		return
+	}
+	c.Close()
 }
 
 // half copies src to dst until src's EOF, then half-closes dst.

@@ -1,0 +1,181 @@
+package poll
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/porthole/porthole/carrier"
+)
+
+// send takes a send's body into the session: the bytes from the offset the
+// gateway expects next, as many as its buffer holds, waiting up to the
+// long-poll time for room when it is full. The answer's Porthole-Ack says
+// how far the gateway now holds the stream; the client resends from there.
+func (s *Server) send(w http.ResponseWriter, r *http.Request, sess *session) {
+	off, err := parseOffset(r.Header, OffsetHeader)
+	if err != nil {
+		refuse(w, carrier.Errorf(http.StatusBadRequest, "%v", err))
+		return
+	}
+	limit := int64(max(s.bufferBytes(), maxSendBytes))
+	if r.ContentLength > limit {
+		refuse(w, carrier.Errorf(http.StatusRequestEntityTooLarge, "a send carries at most %d bytes", limit))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			refuse(w, carrier.Errorf(http.StatusRequestEntityTooLarge, "a send carries at most %d bytes", limit))
+		}
+		return // the client went away mid-body; it will resend
+	}
+	eof := r.Header.Get(EOFHeader) == "1"
+
+	ack, status := sess.take(r, off, body, eof, s.longPoll())
+	if status == http.StatusConflict {
+		refuse(w, &carrier.StatusError{
+			Code:   http.StatusConflict,
+			Reason: "this send starts beyond the bytes the gateway holds; resend from " + AckHeader,
+			Header: ackHeader(ack),
+		})
+		return
+	}
+	answer(w, http.StatusNoContent, ackHeader(ack))
+}
+
+// take puts the bytes of body, which starts at stream offset off, that the
+// session has not taken yet into its buffer, as many as fit, waiting up to
+// wait for room while it is full. It returns the offset the session now
+// expects next, with 409 when off lies beyond it.
+func (sess *session) take(r *http.Request, off int64, body []byte, eof bool, wait time.Duration) (int64, int) {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	for {
+		next := sess.in.next
+		if off > next {
+			return next, http.StatusConflict
+		}
+		data := body[min(next-off, int64(len(body))):]
+		if sess.closed || sess.in.err != nil {
+			// The tunnel is over: nothing reads these bytes any more, so
+			// they are taken and dropped; the client learns the end from
+			// its receives.
+			sess.in.next += int64(len(data))
+			return sess.in.next, http.StatusNoContent
+		}
+		taken := sess.in.put(data)
+		if taken == len(data) && eof {
+			sess.in.end(io.EOF)
+		}
+		if taken > 0 || len(data) == 0 {
+			sess.broadcast()
+			return sess.in.next, http.StatusNoContent
+		}
+		// The buffer is full: wait for the service to read some.
+		ch := sess.changed
+		sess.mu.Unlock()
+		timedOut := false
+		select {
+		case <-ch:
+		case <-timer.C:
+			timedOut = true
+		case <-r.Context().Done():
+			timedOut = true
+		}
+		sess.mu.Lock()
+		if timedOut {
+			return sess.in.next, http.StatusNoContent
+		}
+	}
+}
+
+// recv answers a receive: it drops the bytes the client acknowledges, then
+// sends the bytes after them, waiting up to the long-poll time for some.
+// The bytes stay in the session until a later receive acknowledges them.
+func (s *Server) recv(w http.ResponseWriter, r *http.Request, sess *session) {
+	k, err := parseOffset(r.Header, AckHeader)
+	if err != nil {
+		refuse(w, carrier.Errorf(http.StatusBadRequest, "%v", err))
+		return
+	}
+	rep := sess.collect(r, k, s.bufferBytes(), s.longPoll())
+	switch {
+	case rep.conflict:
+		refuse(w, &carrier.StatusError{
+			Code:   http.StatusConflict,
+			Reason: "acknowledged offset " + strconv.FormatInt(k, 10) + " is outside the bytes the gateway holds (a stale or forged receive)",
+			Header: ackHeader(rep.base),
+		})
+	case rep.err != nil:
+		refuse(w, &carrier.StatusError{Code: http.StatusBadGateway, Reason: rep.err.Error(), Header: http.Header{ErrorHeader: {rep.err.Error()}}})
+	default:
+		h := http.Header{OffsetHeader: {strconv.FormatInt(k, 10)}}
+		if rep.eof {
+			h.Set(EOFHeader, "1")
+		}
+		answerBytes(w, h, rep.data)
+	}
+}
+
+// reply is what a receive answers, gathered under the session's lock and
+// sent after it is released.
+type reply struct {
+	data     []byte // a copy of the bytes from the acknowledged offset
+	eof      bool   // the service's end of stream follows data
+	err      error  // the stream broke after the acknowledged offset
+	conflict bool   // the acknowledged offset is outside the held bytes
+	base     int64  // the held bytes' first offset, for a conflict
+}
+
+// collect drops the bytes before k, which the client holds, and gathers up
+// to max bytes from k, waiting up to wait for some.
+func (sess *session) collect(r *http.Request, k int64, max int, wait time.Duration) reply {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	out := &sess.out
+	for {
+		base := out.base
+		if !out.ack(k) {
+			return reply{conflict: true, base: base}
+		}
+		if out.base != base {
+			sess.broadcast() // room for the relay's writes
+		}
+		if p := out.from(k, max); len(p) > 0 {
+			return reply{data: bytes.Clone(p), eof: out.eof && k+int64(len(p)) == out.end()}
+		}
+		switch {
+		case out.eof:
+			return reply{eof: true}
+		case out.err != nil:
+			return reply{err: out.err}
+		}
+		ch := sess.changed
+		sess.mu.Unlock()
+		timedOut := false
+		select {
+		case <-ch:
+		case <-timer.C:
+			timedOut = true
+		case <-r.Context().Done():
+			timedOut = true
+		}
+		sess.mu.Lock()
+		if timedOut {
+			return reply{}
+		}
+	}
+}
+
+func ackHeader(off int64) http.Header {
+	return http.Header{AckHeader: {strconv.FormatInt(off, 10)}}
+}

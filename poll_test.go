@@ -1,0 +1,181 @@
+package porthole_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net"
+	"strings"
+	"testing"
+
+	"golang.org/x/net/nettest"
+
+	"github.com/porthole/porthole"
+	"github.com/porthole/porthole/gateway"
+	"github.com/porthole/porthole/internal/testgw"
+	"github.com/porthole/porthole/internal/tlsutil"
+	"github.com/porthole/porthole/service"
+)
+
+// pollBases are the ways Dial reaches a gateway over the poll carrier.
+func pollBases(gw *testgw.Gateway) []struct {
+	name, url string
+	d         *porthole.Dialer
+} {
+	return []struct {
+		name, url string
+		d         *porthole.Dialer
+	}{
+		{"http", gw.URL, &porthole.Dialer{Carrier: "poll"}},
+		{"https", gw.TLSURL, &porthole.Dialer{Carrier: "poll", Fingerprint: gw.Pin}},
+	}
+}
+
+// TestPollStreams moves 1 MiB each way through poll tunnels: to the echo,
+// to a TCP echo backend, and to services that reply only after the
+// client's CloseWrite. The client half-closes and still reads the whole
+// reply, then EOF.
+func TestPollStreams(t *testing.T) {
+	gw, sent, routes := halfCloseGateway(t)
+	for _, base := range pollBases(gw) {
+		for path, want := range routes {
+			t.Run(base.name+path, func(t *testing.T) {
+				conn := mustDial(t, base.url+path, base.d, waitLimit)
+				got := sendThenCloseWrite(t, conn, sent)
+				if !bytes.Equal(got, want) {
+					t.Fatalf("after CloseWrite the client received %d bytes %.40q, want %d bytes %.40q", len(got), got, len(want), want)
+				}
+				if n, err := conn.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+					t.Errorf("Read after the end = %d, %v; want 0, EOF", n, err)
+				}
+			})
+		}
+	}
+}
+
+// TestPollServiceEnds: a service that sends and closes ends the client's
+// stream with EOF after every byte; one that resets ends it with an error
+// after every byte it sent.
+func TestPollServiceEnds(t *testing.T) {
+	payload := make([]byte, 3<<20+3)
+	rand.Read(payload)
+	gw := startGateway(t, gateway.Options{Routes: []gateway.Route{
+		{Path: "/send", Service: service.Handler(func(c net.Conn) {
+			c.Write(payload)
+			c.Close()
+		})},
+		{Path: "/reset", Service: &service.TCP{Addr: testgw.TCPServer(t, func(c net.Conn) {
+			// Reset once the client has the bytes: a reset that overtakes
+			// them would drop them from the gateway's socket.
+			c.Write(payload[:1000])
+			c.Read(make([]byte, 1))
+			c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+		})}},
+	}})
+	for _, base := range pollBases(gw) {
+		t.Run(base.name, func(t *testing.T) {
+			conn := mustDial(t, base.url+"/send", base.d, waitLimit)
+			got, err := io.ReadAll(conn)
+			if err != nil || !bytes.Equal(got, payload) {
+				t.Fatalf("ReadAll = %d bytes, %v; want the %d sent, then EOF", len(got), err, len(payload))
+			}
+		})
+		t.Run(base.name+"/reset", func(t *testing.T) {
+			conn := mustDial(t, base.url+"/reset", base.d, waitLimit)
+			got := make([]byte, 1000)
+			if _, err := io.ReadFull(conn, got); err != nil || !bytes.Equal(got, payload[:1000]) {
+				t.Fatalf("ReadFull = %v; want the 1000 bytes sent", err)
+			}
+			conn.Write([]byte("x"))
+			rest, err := io.ReadAll(conn)
+			if err == nil || len(rest) > 0 || !strings.Contains(err.Error(), "reset") {
+				t.Fatalf("ReadAll after the reset = %d bytes, %v; want none, then an error naming the reset", len(rest), err)
+			}
+			t.Logf("error after the reset: %v", err)
+		})
+	}
+}
+
+// TestPollRefusals: Dial over the poll carrier reports the gateway's
+// refusal as a *StatusError.
+func TestPollRefusals(t *testing.T) {
+	gw := startGateway(t, gateway.Options{})
+	d := &porthole.Dialer{Carrier: "poll"}
+	for _, rc := range []struct {
+		name, path, reason string
+		code               int
+	}{
+		{"UnknownPath", "/nope", "no route /nope", 404},
+		{"DeadBackend", "/dead", "connection refused", 502},
+	} {
+		t.Run(rc.name, func(t *testing.T) {
+			conn, err := porthole.Dial(dialContext(t), gw.URL+rc.path, d)
+			expectRefusal(t, conn, err, rc.code, rc.reason)
+		})
+	}
+}
+
+// TestConnContractPoll runs x/net/nettest's net.Conn conformance tests on
+// both ends of poll tunnels, over http and https.
+func TestConnContractPoll(t *testing.T) {
+	for _, useTLS := range []bool{false, true} {
+		name := "http"
+		if useTLS {
+			name = "https"
+		}
+		t.Run(name, func(t *testing.T) {
+			l, url, d := listenerServer(t, useTLS)
+			d.Carrier = "poll"
+			t.Run("Dialed", func(t *testing.T) { nettest.TestConn(t, tunnelPipe(t, l, url, d, false)) })
+			t.Run("Accepted", func(t *testing.T) { nettest.TestConn(t, tunnelPipe(t, l, url, d, true)) })
+		})
+	}
+}
+
+// TestTLSOverPoll runs TLS end to end inside a poll tunnel, as the httpsock
+// example does: a tls.Client on the dialed connection, a tls.Server on the
+// accepted one, 1 MiB each way.
+func TestTLSOverPoll(t *testing.T) {
+	l, url, d := listenerServer(t, false)
+	d.Carrier = "poll"
+	cert, err := tlsutil.SelfSigned("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(cert.Leaf)
+	acc := acceptAsync(l)
+	dialed := mustDial(t, url, d, waitLimit)
+	got, err := awaitAccept(t, acc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Close()
+
+	payload := make([]byte, 1<<20)
+	rand.Read(payload)
+	srv := tls.Server(got, &tls.Config{Certificates: []tls.Certificate{cert}})
+	served := make(chan error, 1)
+	go func() {
+		_, err := io.CopyN(srv, srv, int64(len(payload)))
+		served <- err
+	}()
+	cli := tls.Client(dialed, &tls.Config{ServerName: "127.0.0.1", RootCAs: roots})
+	go cli.Write(payload)
+	echo := make([]byte, len(payload))
+	if _, err := io.ReadFull(cli, echo); err != nil {
+		t.Fatalf("reading the echo through TLS over poll: %v", err)
+	}
+	if !bytes.Equal(echo, payload) {
+		t.Fatal("the echo through TLS over poll differs from what was sent")
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("the TLS server's echo: %v", err)
+	}
+	if v := cli.ConnectionState().Version; v < tls.VersionTLS12 {
+		t.Errorf("TLS version %x inside the tunnel", v)
+	}
+}
