@@ -147,7 +147,7 @@ func (c *Conn) Close() error {
 		stall := time.NewTimer(lingerStall)
 		defer stall.Stop()
 	linger:
-		for len(c.out.buf) > 0 && c.out.err == nil {
+		for c.out.len() > 0 && c.out.err == nil {
 			ch, base := c.changed, c.out.base
 			c.mu.Unlock()
 			select {
@@ -197,10 +197,10 @@ func (c *Conn) closeTransport() {
 // acknowledged, until the end of stream is acknowledged or the Conn closes.
 func (c *Conn) sendLoop() {
 	defer c.loops.Done()
-	var buf []byte
+	buf := make([]byte, maxBodyBytes)
 	for {
 		c.mu.Lock()
-		for len(c.out.buf) == 0 && !c.out.eof && c.ctx.Err() == nil {
+		for c.out.len() == 0 && !c.out.eof && c.ctx.Err() == nil {
 			ch := c.changed
 			c.mu.Unlock()
 			<-ch
@@ -211,11 +211,11 @@ func (c *Conn) sendLoop() {
 			return
 		}
 		off := c.out.base
-		buf = append(buf[:0], c.out.from(off, maxSendBytes)...)
-		eof := c.out.eof && off+int64(len(buf)) == c.out.end()
+		body := buf[:c.out.copyFrom(buf, off)]
+		eof := c.out.eof && off+int64(len(body)) == c.out.end()
 		c.mu.Unlock()
 
-		ack, err := c.put(off, buf, eof)
+		ack, err := c.put(off, body, eof)
 		c.mu.Lock()
 		if err != nil {
 			c.fail(err)
@@ -235,9 +235,10 @@ func (c *Conn) sendLoop() {
 // recvLoop receives bytes until the gateway's end of stream or an error.
 func (c *Conn) recvLoop() {
 	defer c.loops.Done()
+	buf := make([]byte, maxBodyBytes)
 	for {
 		c.mu.Lock()
-		for len(c.in.buf) >= c.in.limit && !c.closed {
+		for c.in.len() >= c.in.limit && !c.closed {
 			ch := c.changed
 			c.mu.Unlock()
 			<-ch
@@ -249,14 +250,14 @@ func (c *Conn) recvLoop() {
 		if closed {
 			return
 		}
-		data, end, err := c.get(k)
+		data, end, err := c.get(k, buf)
 		c.mu.Lock()
 		if err != nil {
 			c.fail(err)
 			c.mu.Unlock()
 			return
 		}
-		c.in.buf = append(c.in.buf, data...) // past the limit by at most one answer
+		c.in.push(data) // past the limit by at most one answer
 		c.in.next += int64(len(data))
 		if end != nil {
 			c.in.end(end)
@@ -311,14 +312,14 @@ func (c *Conn) put(off int64, p []byte, eof bool) (int64, error) {
 // get receives the bytes after offset k, retrying until the gateway
 // answers. end is io.EOF after the gateway's end of stream, or the error
 // the service's stream broke with.
-func (c *Conn) get(k int64) (data []byte, end error, err error) {
+func (c *Conn) get(k int64, buf []byte) (data []byte, end error, err error) {
 	h := http.Header{AckHeader: {strconv.FormatInt(k, 10)}}
 	for cut := 0; ; cut++ {
 		resp, err := c.exchange(http.MethodGet, opRecv, h, nil, recvTimeout)
 		if err != nil {
 			return nil, nil, err
 		}
-		data, end, err := c.readAnswer(resp, k)
+		data, end, err := c.readAnswer(resp, k, buf)
 		if errors.Is(err, errCut) && cut < maxCuts {
 			continue // ask again from the same offset
 		}
@@ -333,7 +334,7 @@ const maxCuts = 100
 var errCut = errors.New("the answer to a receive was cut on its way")
 
 // readAnswer reads the gateway's answer to a receive from offset k.
-func (c *Conn) readAnswer(resp *http.Response, k int64) (data []byte, end error, err error) {
+func (c *Conn) readAnswer(resp *http.Response, k int64, buf []byte) (data []byte, end error, err error) {
 	defer resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusOK:
@@ -352,17 +353,31 @@ func (c *Conn) readAnswer(resp *http.Response, k int64) (data []byte, end error,
 	if off != k {
 		return nil, nil, fmt.Errorf("gateway answered a receive from offset %d with bytes from %d", k, off)
 	}
-	data, err = io.ReadAll(io.LimitReader(resp.Body, int64(c.in.limit)+1))
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", errCut, err)
+	if resp.ContentLength > int64(len(buf)) {
+		return nil, nil, fmt.Errorf("gateway answered a receive with %d bytes; at most %d are expected", resp.ContentLength, len(buf))
 	}
-	if len(data) > c.in.limit {
-		return nil, nil, fmt.Errorf("gateway answered a receive with over %d bytes", c.in.limit)
+	if data, err = readAll(resp.Body, buf); err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", errCut, err)
 	}
 	if resp.Header.Get(EOFHeader) == "1" {
 		end = io.EOF
 	}
 	return data, end, nil
+}
+
+// readAll reads r to its end into buf, failing if buf cannot hold it.
+func readAll(r io.Reader, buf []byte) ([]byte, error) {
+	n, err := io.ReadFull(r, buf)
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		return buf[:n], nil
+	case err != nil:
+		return nil, err
+	}
+	if m, _ := r.Read(make([]byte, 1)); m > 0 {
+		return nil, fmt.Errorf("an answer of over %d bytes", len(buf))
+	}
+	return buf, nil
 }
 
 // exchange makes one step's request, retrying with backoff while it fails

@@ -1,7 +1,6 @@
 package poll
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"net/http"
@@ -21,12 +20,12 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, sess *session) {
 		refuse(w, carrier.Errorf(http.StatusBadRequest, "%v", err))
 		return
 	}
-	limit := int64(max(s.bufferBytes(), maxSendBytes))
+	limit := int64(max(s.bufferBytes(), maxBodyBytes))
 	if r.ContentLength > limit {
 		refuse(w, carrier.Errorf(http.StatusRequestEntityTooLarge, "a send carries at most %d bytes", limit))
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, release, err := readBody(w, r, limit)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -34,6 +33,7 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, sess *session) {
 		}
 		return // the client went away mid-body; it will resend
 	}
+	defer release()
 	eof := r.Header.Get(EOFHeader) == "1"
 
 	ack, status := sess.take(r, off, body, eof, s.longPoll())
@@ -46,6 +46,22 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, sess *session) {
 		return
 	}
 	answer(w, http.StatusNoContent, ackHeader(ack))
+}
+
+// readBody reads a send's body, into a pooled buffer when its length is
+// known and fits one; release gives the buffer back.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) (body []byte, release func(), err error) {
+	if r.ContentLength < 0 || r.ContentLength > maxBodyBytes {
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+		return body, func() {}, err
+	}
+	bp := bodies.Get().(*[]byte)
+	body = (*bp)[:r.ContentLength]
+	if _, err := io.ReadFull(r.Body, body); err != nil {
+		bodies.Put(bp)
+		return nil, nil, err
+	}
+	return body, func() { bodies.Put(bp) }, nil
 }
 
 // take puts the bytes of body, which starts at stream offset off, that the
@@ -105,7 +121,9 @@ func (s *Server) recv(w http.ResponseWriter, r *http.Request, sess *session) {
 		refuse(w, carrier.Errorf(http.StatusBadRequest, "%v", err))
 		return
 	}
-	rep := sess.collect(r, k, s.bufferBytes(), s.longPoll())
+	bp := bodies.Get().(*[]byte)
+	defer bodies.Put(bp)
+	rep := sess.collect(r, k, *bp, s.longPoll())
 	switch {
 	case rep.conflict:
 		refuse(w, &carrier.StatusError{
@@ -127,16 +145,17 @@ func (s *Server) recv(w http.ResponseWriter, r *http.Request, sess *session) {
 // reply is what a receive answers, gathered under the session's lock and
 // sent after it is released.
 type reply struct {
-	data     []byte // a copy of the bytes from the acknowledged offset
+	data     []byte // a copy of the bytes from the acknowledged offset, in buf
 	eof      bool   // the service's end of stream follows data
 	err      error  // the stream broke after the acknowledged offset
 	conflict bool   // the acknowledged offset is outside the held bytes
 	base     int64  // the held bytes' first offset, for a conflict
 }
 
-// collect drops the bytes before k, which the client holds, and gathers up
-// to max bytes from k, waiting up to wait for some.
-func (sess *session) collect(r *http.Request, k int64, max int, wait time.Duration) reply {
+// collect drops the bytes before k, which the client holds, and copies
+// the bytes from k into buf, as many as it holds, waiting up to wait for
+// some.
+func (sess *session) collect(r *http.Request, k int64, buf []byte, wait time.Duration) reply {
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	sess.mu.Lock()
@@ -150,8 +169,8 @@ func (sess *session) collect(r *http.Request, k int64, max int, wait time.Durati
 		if out.base != base {
 			sess.broadcast() // room for the relay's writes
 		}
-		if p := out.from(k, max); len(p) > 0 {
-			return reply{data: bytes.Clone(p), eof: out.eof && k+int64(len(p)) == out.end()}
+		if n := out.copyFrom(buf, k); n > 0 {
+			return reply{data: buf[:n], eof: out.eof && k+int64(n) == out.end()}
 		}
 		switch {
 		case out.eof:

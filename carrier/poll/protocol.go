@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -68,9 +69,14 @@ const (
 	DefaultBufferBytes = 1 << 20
 )
 
-// maxSendBytes bounds a client's send body; it leaves room in the
-// gateway's buffer for the next send while one is taken in.
-const maxSendBytes = 256 << 10
+// maxBodyBytes bounds the body of a client's send and of the gateway's
+// answer to a receive: big enough that a request's cost is small beside
+// its bytes, small enough that the next send fits in the gateway's buffer
+// while one is taken in.
+const maxBodyBytes = 256 << 10
+
+// bodies holds buffers of maxBodyBytes for request and answer bodies.
+var bodies = sync.Pool{New: func() any { b := make([]byte, maxBodyBytes); return &b }}
 
 // parseOffset reads a non-negative stream offset from header name of h.
 func parseOffset(h http.Header, name string) (int64, error) {

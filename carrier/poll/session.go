@@ -24,6 +24,7 @@ type session struct {
 	expire      *time.Timer // runs forget after idleTimeout without a request
 	active      int         // requests in progress, under mu
 	gone        bool        // closed by the client or expired, under mu
+	writing     bool        // WriteTo is writing bytes of in, under mu
 	forget      func()      // removes the session from its server
 	forgetOnce  sync.Once
 }
@@ -106,7 +107,9 @@ func (s *session) Abort(err error) error {
 		return opError("close", net.ErrClosed)
 	}
 	s.closed = true
-	s.in.buf = nil
+	if !s.writing {
+		s.in.reset() // else WriteTo does, once its write returns
+	}
 	switch {
 	case s.out.eof || s.out.err != nil:
 	case err != nil:
@@ -140,17 +143,18 @@ func (s *session) WriteTo(w io.Writer) (int64, error) {
 			s.mu.Unlock()
 			return total, opError("read", os.ErrDeadlineExceeded)
 		}
-		if len(s.in.buf) > 0 {
-			p := s.in.buf
+		if s.in.len() > 0 {
+			p := s.in.peek(0, chunkSize)
+			s.writing = true // p stays valid: Close leaves in alone
 			s.mu.Unlock()
-			n, err := w.Write(p) // only this goroutine takes bytes out of in
+			n, err := w.Write(p) // only this goroutine drops bytes from in
 			total += int64(n)
 			s.mu.Lock()
-			if !s.closed {
-				s.in.buf = s.in.buf[n:]
-				if len(s.in.buf) == 0 {
-					s.in.buf = nil
-				}
+			s.writing = false
+			if s.closed {
+				s.in.reset()
+			} else {
+				s.in.drop(n)
 				s.broadcast()
 			}
 			if err != nil {

@@ -144,34 +144,28 @@ func opError(op string, err error) error {
 
 // inbox holds bytes that arrived until they are read.
 type inbox struct {
-	buf   []byte
+	queue
 	next  int64 // stream offset after the last byte taken in
 	limit int
-	err   error // io.EOF or why the stream broke; returned once buf is empty
+	err   error // io.EOF or why the stream broke; returned once the bytes are read
 }
 
 // put takes in as much of p as fits and returns how much it took.
 func (b *inbox) put(p []byte) int {
-	n := min(len(p), b.limit-len(b.buf))
+	n := min(len(p), b.limit-b.len())
 	if n <= 0 {
 		return 0
 	}
-	if len(b.buf) == 0 {
-		b.buf = nil // let a drained buffer's memory go
-	}
-	b.buf = append(b.buf, p[:n]...)
+	b.push(p[:n])
 	b.next += int64(n)
 	return n
 }
 
 // read takes bytes out; (0, nil) means none are there yet.
 func (b *inbox) read(p []byte) (int, error) {
-	if len(b.buf) > 0 {
-		n := copy(p, b.buf)
-		b.buf = b.buf[n:]
-		if len(b.buf) == 0 {
-			b.buf = nil
-		}
+	if b.len() > 0 {
+		n := b.copyOut(p, 0)
+		b.drop(n)
 		return n, nil
 	}
 	return 0, b.err
@@ -186,7 +180,7 @@ func (b *inbox) end(err error) {
 
 // outbox holds written bytes until the peer acknowledges them.
 type outbox struct {
-	buf   []byte // unacknowledged bytes, from stream offset base
+	queue // unacknowledged bytes, from stream offset base
 	base  int64
 	limit int
 	eof   bool  // CloseWrite: no bytes after these
@@ -194,15 +188,15 @@ type outbox struct {
 }
 
 // end is the stream offset after the last byte written.
-func (b *outbox) end() int64 { return b.base + int64(len(b.buf)) }
+func (b *outbox) end() int64 { return b.base + int64(b.len()) }
 
 // write takes as much of p as fits and returns how much it took.
 func (b *outbox) write(p []byte) int {
-	n := min(len(p), b.limit-len(b.buf))
+	n := min(len(p), b.limit-b.len())
 	if n <= 0 {
 		return 0
 	}
-	b.buf = append(b.buf, p[:n]...)
+	b.push(p[:n])
 	return n
 }
 
@@ -212,18 +206,15 @@ func (b *outbox) ack(off int64) bool {
 	if off < b.base || off > b.end() {
 		return false
 	}
-	b.buf = b.buf[off-b.base:]
+	b.drop(int(off - b.base))
 	b.base = off
-	if len(b.buf) == 0 {
-		b.buf = nil
-	}
 	return true
 }
 
-// from returns up to max bytes from offset off, which ack has accepted.
-func (b *outbox) from(off int64, max int) []byte {
-	p := b.buf[off-b.base:]
-	return p[:min(len(p), max)]
+// copyFrom copies bytes from stream offset off, which ack has accepted,
+// into p, and returns how many.
+func (b *outbox) copyFrom(p []byte, off int64) int {
+	return b.copyOut(p, int(off-b.base))
 }
 
 // deadline is a settable point in time whose passing closes a channel, as
