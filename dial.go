@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -15,6 +16,7 @@ import (
 	"github.com/porthole/porthole/carrier/raw"
 	"github.com/porthole/porthole/carrier/websocket"
 	"github.com/porthole/porthole/internal/netutil"
+	"github.com/porthole/porthole/internal/proxy"
 	"github.com/porthole/porthole/internal/tlsutil"
 )
 
@@ -36,9 +38,19 @@ type Dialer struct {
 	// carrier's handshake. Zero means 30 seconds. A deadline on Dial's
 	// context that comes sooner applies instead.
 	HandshakeTimeout time.Duration
-	// Carrier names the carrier: "raw", "websocket" or "poll". Empty means
-	// websocket for ws:// and wss:// URLs and raw for http:// and https://.
+	// Carrier names the carrier: "auto", "raw", "websocket" or "poll".
+	// Empty means websocket for ws:// and wss:// URLs and auto for http://
+	// and https://: raw, then websocket, then poll, as the section on
+	// automatic choice in the package doc tells.
 	Carrier string
+	// Proxy picks the HTTP proxy to reach the gateway at a URL through:
+	// an http:// or https:// proxy URL, with user:password for Basic
+	// auth, or nil for none. nil Proxy means no proxy;
+	// ProxyFromEnvironment reads HTTPS_PROXY, HTTP_PROXY and NO_PROXY.
+	Proxy func(gateway *url.URL) (*url.URL, error)
+	// Logger receives why each carrier that auto tried failed, at Info;
+	// nil means nowhere.
+	Logger *slog.Logger
 	// DialContext opens the TCP connection to the gateway; nil means a
 	// net.Dialer's DialContext.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -67,11 +79,17 @@ func Dial(ctx context.Context, rawURL string, d *Dialer) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	var px *url.URL
+	if d.Proxy != nil {
+		if px, err = d.Proxy(u); err != nil {
+			return nil, fmt.Errorf("choosing the proxy for %s: %w", u.Redacted(), err)
+		}
+	}
 	var conn net.Conn
-	if name == poll.Name {
-		conn, err = d.dialPoll(ctx, u)
+	if name == Auto {
+		conn, err = d.dialAuto(ctx, u, px)
 	} else {
-		conn, err = d.dial(ctx, u, handshakes[name])
+		conn, err = d.dialCarrier(ctx, u, name, px)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", u.Redacted(), err)
@@ -79,79 +97,164 @@ func Dial(ctx context.Context, rawURL string, d *Dialer) (net.Conn, error) {
 	return conn, nil
 }
 
+// ProxyFromEnvironment returns, for Dialer.Proxy, the proxy choice that
+// HTTPS_PROXY, HTTP_PROXY and NO_PROXY (or their lower-case forms) make,
+// read at the call. As in Go's net/http, a gateway named localhost or by a
+// loopback address is never proxied.
+func ProxyFromEnvironment() func(gateway *url.URL) (*url.URL, error) {
+	return proxy.FromEnvironment()
+}
+
 // StatusError is a gateway's refusal to open a tunnel: an HTTP status and
 // the gateway's one-line reason.
 type StatusError = carrier.StatusError
 
 // handshakeFunc is a carrier's client handshake over an established
-// connection to the gateway.
-type handshakeFunc func(ctx context.Context, conn net.Conn, u *url.URL, h http.Header) (net.Conn, error)
+// connection to the gateway; it returns the tunnel and the 101's header.
+type handshakeFunc func(ctx context.Context, conn net.Conn, u *url.URL, h http.Header) (net.Conn, http.Header, error)
+
+// Carrier names for Dialer.Carrier.
+const (
+	Auto      = "auto"
+	Raw       = "raw"
+	WebSocket = "websocket"
+	Poll      = poll.Name
+)
 
 // ErrUnknownCarrier is returned for a Dialer.Carrier Dial does not know.
-var ErrUnknownCarrier = errors.New(`porthole: unknown carrier: use "raw", "websocket" or "poll"`)
-
-// handshakes are the client handshakes of the carriers that upgrade one
-// connection.
-var handshakes = map[string]handshakeFunc{
-	"raw":       raw.Handshake,
-	"websocket": websocket.Handshake,
-}
+var ErrUnknownCarrier = errors.New(`porthole: unknown carrier: use "auto", "raw", "websocket" or "poll"`)
 
 func (d *Dialer) carrierName(u *url.URL) (string, error) {
-	name := d.Carrier
-	if name == "" {
-		name = "raw"
+	switch d.Carrier {
+	case "":
 		if u.Scheme == "ws" || u.Scheme == "wss" {
-			name = "websocket"
+			return WebSocket, nil
 		}
+		return Auto, nil
+	case Auto, Raw, WebSocket, Poll:
+		return d.Carrier, nil
 	}
-	if _, ok := handshakes[name]; !ok && name != poll.Name {
-		return "", fmt.Errorf("%w (got %q)", ErrUnknownCarrier, name)
-	}
-	return name, nil
+	return "", fmt.Errorf("%w (got %q)", ErrUnknownCarrier, d.Carrier)
 }
 
-func (d *Dialer) dial(ctx context.Context, u *url.URL, handshake handshakeFunc) (net.Conn, error) {
+// dialCarrier opens a tunnel over one carrier, through px when not nil,
+// within the handshake timeout.
+func (d *Dialer) dialCarrier(ctx context.Context, u *url.URL, name string, px *url.URL) (net.Conn, error) {
+	conn, _, err := d.dialCarrierHeader(ctx, u, name, px)
+	return conn, err
+}
+
+// dialCarrierHeader is dialCarrier that also returns the header of the
+// gateway's 101 (none for poll).
+func (d *Dialer) dialCarrierHeader(ctx context.Context, u *url.URL, name string, px *url.URL) (net.Conn, http.Header, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.handshakeTimeout())
 	defer cancel()
+	if name == Poll {
+		conn, err := d.dialPoll(ctx, u, px)
+		return conn, nil, err
+	}
+	return d.dialUpgrade(ctx, u, name, px)
+}
 
+// dialUpgrade opens a tunnel over a carrier that upgrades one connection:
+// TCP to the gateway or the proxy, CONNECT through the proxy for TLS
+// gateways and WebSocket, TLS with the gateway, then the handshake (in
+// absolute form when it goes to the proxy itself).
+func (d *Dialer) dialUpgrade(ctx context.Context, u *url.URL, name string, px *url.URL) (net.Conn, http.Header, error) {
 	dialTCP := d.DialContext
 	if dialTCP == nil {
 		dialTCP = (&net.Dialer{}).DialContext
 	}
-	conn, err := dialTCP(ctx, "tcp", hostPort(u))
+	addr := hostPort(u)
+	target := addr
+	if px != nil {
+		target = proxy.Addr(px)
+	}
+	conn, err := dialTCP(ctx, "tcp", target)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	fail := func(err error) (net.Conn, http.Header, error) {
+		conn.Close()
+		return nil, nil, err
+	}
+	handshake := handshakes[name]
+	h := d.Header
+	if px != nil {
+		if px.Scheme == "https" {
+			tc := tls.Client(conn, &tls.Config{ServerName: px.Hostname(), MinVersion: tls.VersionTLS12})
+			if err := tc.HandshakeContext(ctx); err != nil {
+				return fail(fmt.Errorf("TLS handshake with proxy %s: %w", target, err))
+			}
+			conn = tc
+		}
+		switch {
+		case secure(u) || name == WebSocket:
+			if conn, err = proxy.Connect(ctx, conn, px, addr); err != nil {
+				return fail(err)
+			}
+		default:
+			handshake = raw.ProxyHandshake
+			if auth := proxy.Authorization(px); auth != "" {
+				h = h.Clone()
+				if h == nil {
+					h = make(http.Header)
+				}
+				h.Set("Proxy-Authorization", auth)
+			}
+		}
 	}
 	if secure(u) {
 		cfg, err := d.tlsConfig(u)
 		if err != nil {
-			conn.Close()
-			return nil, err
+			return fail(err)
 		}
 		tc := tls.Client(conn, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("TLS handshake with %s: %w", u.Host, err)
+			return fail(fmt.Errorf("TLS handshake with %s: %w", u.Host, err))
 		}
 		conn = tc
 	}
-	tun, err := handshake(ctx, conn, u, d.Header)
+	tun, answer, err := handshake(ctx, conn, u, h)
 	if err != nil {
-		conn.Close()
-		return nil, err
+		var se *StatusError
+		if px != nil && errors.As(err, &se) && se.Intermediary {
+			err = &proxy.Error{Proxy: proxy.Addr(px), Code: se.Code, Reason: se.Reason, SentCredentials: px.User != nil}
+		}
+		return fail(err)
 	}
-	return netutil.SafeDeadlines(tun), nil
+	return netutil.SafeDeadlines(tun), answer, nil
+}
+
+// handshakes are the client handshakes of the carriers that upgrade one
+// connection.
+var handshakes = map[string]handshakeFunc{
+	Raw:       raw.Handshake,
+	WebSocket: websocket.Handshake,
 }
 
 // dialPoll opens a poll session; its requests go through an
 // http.Transport of the Conn's own, configured as the Dialer says.
-func (d *Dialer) dialPoll(ctx context.Context, u *url.URL) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, d.handshakeTimeout())
-	defer cancel()
+func (d *Dialer) dialPoll(ctx context.Context, u *url.URL, px *url.URL) (net.Conn, error) {
 	tr := &http.Transport{
 		DialContext:         d.DialContext,
 		TLSHandshakeTimeout: d.handshakeTimeout(),
+	}
+	if px != nil {
+		tr.Proxy = func(*http.Request) (*url.URL, error) { return px, nil }
+		tr.OnProxyConnectResponse = func(_ context.Context, _ *url.URL, _ *http.Request, resp *http.Response) error {
+			if resp.StatusCode/100 == 2 {
+				return nil
+			}
+			return &proxy.Error{Proxy: proxy.Addr(px), Code: resp.StatusCode, Reason: http.StatusText(resp.StatusCode), SentCredentials: px.User != nil}
+		}
+	}
+	pu := *u
+	switch u.Scheme {
+	case "ws":
+		pu.Scheme = "http"
+	case "wss":
+		pu.Scheme = "https"
 	}
 	if secure(u) {
 		cfg, err := d.tlsConfig(u)
@@ -160,12 +263,15 @@ func (d *Dialer) dialPoll(ctx context.Context, u *url.URL) (net.Conn, error) {
 		}
 		tr.TLSClientConfig = cfg
 	}
-	pu := *u
-	pu.Scheme = map[string]string{"ws": "http", "wss": "https"}[u.Scheme]
-	if pu.Scheme == "" {
-		pu.Scheme = u.Scheme
+	conn, err := poll.Dial(ctx, &pu, &poll.Options{Transport: tr, Header: d.Header, CloseTransport: true})
+	if err != nil {
+		var se *StatusError
+		if px != nil && errors.As(err, &se) && se.Intermediary {
+			err = &proxy.Error{Proxy: proxy.Addr(px), Code: se.Code, Reason: se.Reason, SentCredentials: px.User != nil}
+		}
+		return nil, err
 	}
-	return poll.Dial(ctx, &pu, &poll.Options{Transport: tr, Header: d.Header, CloseTransport: true})
+	return conn, nil
 }
 
 func (d *Dialer) handshakeTimeout() time.Duration {

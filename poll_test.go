@@ -3,17 +3,21 @@ package porthole_test
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 
 	"golang.org/x/net/nettest"
 
 	"github.com/porthole/porthole"
+	"github.com/porthole/porthole/carrier/poll"
 	"github.com/porthole/porthole/gateway"
+	"github.com/porthole/porthole/internal/faulty"
 	"github.com/porthole/porthole/internal/testgw"
 	"github.com/porthole/porthole/internal/tlsutil"
 	"github.com/porthole/porthole/service"
@@ -177,5 +181,38 @@ func TestTLSOverPoll(t *testing.T) {
 	}
 	if v := cli.ConnectionState().Version; v < tls.VersionTLS12 {
 		t.Errorf("TLS version %x inside the tunnel", v)
+	}
+}
+
+// TestPollLossless runs 16 MiB each way through a proxy that loses
+// requests and answers at random: every byte arrives once, in order. The
+// request that opens the session is spared: a lost open is retried as a
+// new session.
+func TestPollLossless(t *testing.T) {
+	gw := startGateway(t, gateway.Options{})
+	for _, mode := range []struct {
+		name  string
+		error bool
+	}{{"cut", false}, {"502", true}} {
+		t.Run(mode.name, func(t *testing.T) {
+			fp := faulty.Start(t, strings.TrimPrefix(gw.URL, "http://"), faulty.Options{
+				DropRequest:  0.1,
+				DropResponse: 0.1,
+				Error:        mode.error,
+				Match:        func(r *http.Request) bool { return r.Header.Get(poll.SessionHeader) != "" },
+			})
+			conn := mustDial(t, fp.URL()+"/echo", &porthole.Dialer{Carrier: "poll"}, 2*waitLimit)
+			payload := make([]byte, 16<<20)
+			rand.Read(payload)
+			got := sendThenCloseWrite(t, conn, payload)
+			if sha256.Sum256(got) != sha256.Sum256(payload) {
+				t.Fatalf("received %d bytes whose SHA-256 differs from the %d sent", len(got), len(payload))
+			}
+			c := fp.Counts()
+			if c.DroppedRequests == 0 || c.DroppedResponses == 0 {
+				t.Fatalf("the proxy lost %d requests and %d answers of %d: the test proved nothing", c.DroppedRequests, c.DroppedResponses, c.Requests)
+			}
+			t.Logf("%d requests, %d lost, %d answers lost", c.Requests, c.DroppedRequests, c.DroppedResponses)
+		})
 	}
 }

@@ -95,7 +95,7 @@ func (rc refusal) checkRaw(t *testing.T, gw *testgw.Gateway) {
 // checkDial dials through a connection that applies the edits, and checks
 // Dial's error.
 func (rc refusal) checkDial(t *testing.T, gw *testgw.Gateway) {
-	d := &porthole.Dialer{DialContext: editingDialer(rc.edits)}
+	d := &porthole.Dialer{Carrier: porthole.Raw, DialContext: editingDialer(rc.edits)}
 	conn, err := porthole.Dial(dialContext(t), gw.URL+rc.path, d)
 	expectRefusal(t, conn, err, rc.code, rc.reason)
 }

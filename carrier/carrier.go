@@ -21,7 +21,27 @@ const (
 	Version = "1"
 	// UserAgent is the User-Agent porthole clients send unless told otherwise.
 	UserAgent = "porthole/1"
+	// PeerPortHeader, on the gateway's 101 answers, is the port of the
+	// address the request came from as the gateway saw it. A client whose
+	// own port differs knows an intermediary carries its connection, one
+	// that may cut it when idle.
+	PeerPortHeader = "Porthole-Peer-Port"
 )
+
+// PeerPort returns the value of PeerPortHeader for a request from
+// remoteAddr (an http.Request's RemoteAddr).
+func PeerPort(remoteAddr string) string {
+	_, port, _ := net.SplitHostPort(remoteAddr)
+	return port
+}
+
+// Relayed reports whether an intermediary carries conn, whose handshake
+// was answered with h: the gateway saw the request come from another port
+// than conn's own, or did not say.
+func Relayed(conn net.Conn, h http.Header) bool {
+	port := h.Get(PeerPortHeader)
+	return port == "" || port != PeerPort(conn.LocalAddr().String())
+}
 
 // ClientHeader returns a copy of h (nil allowed) with what every porthole
 // client request carries: the version header, and the User-Agent unless h
@@ -70,6 +90,10 @@ type StatusError struct {
 	Code   int         // HTTP status code
 	Reason string      // one line saying what was wrong
 	Header http.Header // extra response headers, may be nil
+	// Intermediary is set by a client for an answer that lacks the
+	// gateway's VersionHeader: a proxy or load balancer on the way
+	// answered, not the gateway.
+	Intermediary bool
 }
 
 // Errorf returns a *StatusError with the code and a formatted reason.
@@ -77,9 +101,14 @@ func Errorf(code int, format string, args ...any) *StatusError {
 	return &StatusError{Code: code, Reason: fmt.Sprintf(format, args...)}
 }
 
-// Error reads as "gateway answered 502 Bad Gateway: reason".
+// Error reads as "gateway answered 502 Bad Gateway: reason", or "an
+// intermediary answered ..." when the gateway did not.
 func (e *StatusError) Error() string {
-	s := fmt.Sprintf("gateway answered %d %s", e.Code, http.StatusText(e.Code))
+	who := "gateway"
+	if e.Intermediary {
+		who = "an intermediary (not the gateway)"
+	}
+	s := fmt.Sprintf("%s answered %d %s", who, e.Code, http.StatusText(e.Code))
 	if e.Reason != "" {
 		s += ": " + e.Reason
 	}
@@ -96,6 +125,7 @@ func (e *StatusError) Write(w http.ResponseWriter) {
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
+	h.Set(VersionHeader, Version) // tells the client the gateway answered
 	w.WriteHeader(e.Code)
 	fmt.Fprintln(w, e.Reason)
 }

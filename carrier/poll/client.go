@@ -389,12 +389,17 @@ func (c *Conn) exchange(method, op string, h http.Header, body []byte, timeout t
 	for {
 		resp, err := c.send(method, op, h, body, timeout)
 		if err == nil && isGateways(resp) {
-			if resp.StatusCode == http.StatusNotFound {
+			switch resp.StatusCode {
+			case http.StatusNotFound:
 				drain(resp)
 				c.gone.Store(true)
 				return nil, errors.New("the gateway no longer has this poll session: it expired or was closed")
+			case http.StatusTooManyRequests: // too many in progress: retry
+				err = carrier.ReadStatusError(resp)
+				resp = nil
+			default:
+				return resp, nil
 			}
-			return resp, nil
 		}
 		if c.ctx.Err() != nil {
 			if resp != nil {
@@ -434,7 +439,7 @@ func (c *Conn) intermediaryError(resp *http.Response, method string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("an intermediary answered instead of the gateway: %w", se)
+	return se
 }
 
 // retriable reports whether an intermediary's status may pass if the

@@ -104,8 +104,18 @@ func (*Server) InSession(r *http.Request) bool { return r.Header.Get(SessionHead
 // close. An unknown or expired token gets 404 and nothing more.
 func (s *Server) ServeSession(w http.ResponseWriter, r *http.Request) {
 	sess := s.lookup(r.Header.Get(SessionHeader))
-	if sess == nil || !sess.begin() {
+	code := http.StatusNotFound
+	if sess != nil {
+		code = sess.begin()
+	}
+	switch code {
+	case http.StatusNotFound:
 		refuse(w, carrier.Errorf(http.StatusNotFound, "no such poll session: it ended or expired; open a new one"))
+		return
+	case http.StatusTooManyRequests:
+		e := carrier.Errorf(code, "the session has %d requests in progress already; retry when one has ended", maxActive)
+		e.Header = http.Header{"Retry-After": {"1"}}
+		refuse(w, e)
 		return
 	}
 	defer sess.finish()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -38,17 +39,26 @@ var (
 	errExpired = errors.New("the poll session expired: no request from the client within its idle timeout")
 )
 
+// maxActive caps a session's requests in progress: a client needs two (a
+// send and a receive) and a few retries beside them; more would only hold
+// buffers.
+const maxActive = 8
+
 // begin marks a request in progress: the session does not expire during
-// it. It reports false when the session is already gone.
-func (s *session) begin() bool {
+// it. It returns 404 when the session is already gone, 429 when it has
+// too many requests in progress, else 0.
+func (s *session) begin() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.gone {
-		return false
+	switch {
+	case s.gone:
+		return http.StatusNotFound
+	case s.active >= maxActive:
+		return http.StatusTooManyRequests
 	}
 	s.active++
 	s.expire.Stop()
-	return true
+	return 0
 }
 
 // finish ends what begin started, starting the idle clock when no request

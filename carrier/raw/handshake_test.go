@@ -56,7 +56,8 @@ func fakeGateway(t *testing.T, answer func(c net.Conn, r *http.Request)) (net.Co
 
 func handshake(t *testing.T, ctx context.Context, conn net.Conn, h http.Header) (net.Conn, error) {
 	u, _ := url.Parse("http://gateway.test:8080/svc?x=1")
-	return raw.Handshake(ctx, conn, u, h)
+	tun, _, err := raw.Handshake(ctx, conn, u, h)
+	return tun, err
 }
 
 // TestHandshakeRequest checks the request Handshake sends, and that bytes

@@ -106,7 +106,8 @@ func (s *Server) Accept(w http.ResponseWriter, r *http.Request) (net.Conn, error
 			timeout = 10 * time.Second
 		}
 		conn.SetWriteDeadline(time.Now().Add(timeout))
-		_, err := fmt.Fprintf(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n", token)
+		_, err := fmt.Fprintf(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n%s: %s\r\n\r\n",
+			token, carrier.PeerPortHeader, carrier.PeerPort(r.RemoteAddr))
 		if err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("raw carrier: writing 101: %w", err)

@@ -18,9 +18,10 @@ import (
 // wss). header adds request headers, among them Sec-WebSocket-Protocol to
 // ask for subprotocols (by default "binary"). ctx bounds the handshake only.
 //
-// On failure Handshake does not close conn; a refusal by the gateway is a
+// On success it returns the tunnel and the header of the gateway's 101. On
+// failure Handshake does not close conn; a refusal by the gateway is a
 // *carrier.StatusError with the status and the first line of its body.
-func Handshake(ctx context.Context, conn net.Conn, u *url.URL, header http.Header) (net.Conn, error) {
+func Handshake(ctx context.Context, conn net.Conn, u *url.URL, header http.Header) (net.Conn, http.Header, error) {
 	h := carrier.ClientHeader(header)
 	var protos []string
 	if h.Get("Sec-WebSocket-Protocol") == "" {
@@ -44,16 +45,16 @@ func Handshake(ctx context.Context, conn net.Conn, u *url.URL, header http.Heade
 	release := carrier.Bound(ctx, conn)
 	ws, resp, err := d.DialContext(ctx, wsURL.String(), h)
 	if rerr := release(); rerr != nil {
-		return nil, rerr
+		return nil, nil, rerr
 	}
 	if err != nil {
 		if errors.Is(err, websocket.ErrBadHandshake) && resp != nil {
 			if resp.StatusCode == http.StatusSwitchingProtocols {
-				return nil, fmt.Errorf("gateway's 101 is not a valid WebSocket answer: %w", err)
+				return nil, nil, fmt.Errorf("gateway's 101 is not a valid WebSocket answer: %w", err)
 			}
-			return nil, carrier.ReadStatusError(resp)
+			return nil, nil, carrier.ReadStatusError(resp)
 		}
-		return nil, fmt.Errorf("WebSocket handshake: %w", err)
+		return nil, nil, fmt.Errorf("WebSocket handshake: %w", err)
 	}
-	return newConn(ws, 0, 0), nil
+	return newConn(ws, 0, 0), resp.Header, nil
 }

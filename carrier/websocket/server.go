@@ -130,7 +130,7 @@ func (s *Server) Accept(w http.ResponseWriter, r *http.Request) (net.Conn, error
 			},
 		}
 	})
-	ws, err := s.upgrader.Upgrade(w, r, nil)
+	ws, err := s.upgrader.Upgrade(w, r, http.Header{carrier.PeerPortHeader: {carrier.PeerPort(r.RemoteAddr)}})
 	if err != nil {
 		return nil, fmt.Errorf("websocket carrier: %w", err)
 	}

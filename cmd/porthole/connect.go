@@ -18,6 +18,7 @@ import (
 	"github.com/porthole/porthole"
 	"github.com/porthole/porthole/internal/backoff"
 	"github.com/porthole/porthole/internal/netutil"
+	"github.com/porthole/porthole/internal/proxy"
 	"github.com/porthole/porthole/internal/relay"
 )
 
@@ -31,7 +32,8 @@ func connect(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 		fingerprint = fs.String("fingerprint", "", "trust only the TLS certificate with this SHA-256 `fingerprint` (hex, as porthole serve logs it)")
 		caFile      = fs.String("ca", "", "trust TLS certificates signed by the CA in this PEM `file`")
 		timeout     = fs.Duration("timeout", 30*time.Second, "bound on connecting and the handshake")
-		carrierName = fs.String("carrier", "", "`raw`, websocket or poll; default websocket for ws:// and wss:// URLs, raw otherwise")
+		carrierName = fs.String("carrier", "", "`auto`, raw, websocket or poll; default websocket for ws:// and wss:// URLs, auto otherwise (raw, then websocket, then poll: the first that works)")
+		proxyURL    = fs.String("proxy", "", "reach the gateway through the HTTP proxy at this `URL` (http://[user:pass@]host:port); default from HTTPS_PROXY, HTTP_PROXY and NO_PROXY")
 		headers     listFlag
 	)
 	fs.Var(&headers, "H", "extra request header `'Name: value'`, repeatable")
@@ -47,7 +49,15 @@ func connect(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 		return errors.New("connect takes one URL, as in http://127.0.0.1:8080/echo")
 	}
 	url := fs.Arg(0)
-	d := &porthole.Dialer{Fingerprint: *fingerprint, HandshakeTimeout: *timeout, Header: make(http.Header), Carrier: *carrierName}
+	d := &porthole.Dialer{Fingerprint: *fingerprint, HandshakeTimeout: *timeout, Header: make(http.Header), Carrier: *carrierName, Logger: log}
+	d.Proxy = porthole.ProxyFromEnvironment()
+	if *proxyURL != "" {
+		px, err := proxy.Parse(*proxyURL)
+		if err != nil {
+			return fmt.Errorf("-proxy: %w", err)
+		}
+		d.Proxy = proxy.Fixed(px)
+	}
 	for _, h := range headers {
 		name, value, ok := strings.Cut(h, ":")
 		if !ok || strings.TrimSpace(name) == "" {

@@ -291,7 +291,9 @@ func TestServeBadFlags(t *testing.T) {
 		{[]string{"serve", "-listen", "127.0.0.1:0", "-cert", "a.pem"}, 1, []string{"-cert and -key"}},
 		{[]string{"connect"}, 1, []string{"one URL", "http://127.0.0.1:8080/echo"}},
 		{[]string{"connect", "ftp://127.0.0.1/echo"}, 1, []string{"http://, https://, ws:// or wss://"}},
-		{[]string{"connect", "-carrier", "pigeon", "http://127.0.0.1/echo"}, 1, []string{`"raw", "websocket" or "poll"`}},
+		{[]string{"connect", "-carrier", "pigeon", "http://127.0.0.1/echo"}, 1, []string{`"auto", "raw", "websocket" or "poll"`}},
+		{[]string{"connect", "-proxy", "socks5://127.0.0.1:1080", "http://127.0.0.1/echo"}, 1, []string{"only http:// and https:// proxies"}},
+		{[]string{"serve", "-long-poll", "0s"}, 1, []string{"-long-poll and -session-idle must be positive"}},
 		{[]string{"bogus"}, 1, []string{`unknown command "bogus"`, "porthole serve", "porthole connect"}},
 		{nil, 2, []string{"Usage:", "porthole serve", "porthole connect"}},
 	} {

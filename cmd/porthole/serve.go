@@ -28,7 +28,9 @@ func serve(ctx context.Context, args []string, log *slog.Logger, stderr io.Write
 		keyFile   = fs.String("key", "", "TLS private key `file` (PEM)")
 		maxTun    = fs.Int("max-tunnels", 10000, "cap on open tunnels; beyond it requests get 503")
 		drain     = fs.Duration("shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long open tunnels may finish before they are closed")
-		pingEvery = fs.Duration("ping-interval", 30*time.Second, "how often idle WebSocket tunnels are pinged, so intermediaries keep them; 0 for never")
+		pingEvery = fs.Duration("ping-interval", 30*time.Second, "how often idle WebSocket tunnels are pinged, so intermediaries keep them; 0 for never. Keep it under the idle timeout of any proxy in front")
+		longPoll  = fs.Duration("long-poll", 25*time.Second, "how long a poll carrier's receive waits for bytes; keep it under the read timeout of any proxy in front")
+		idle      = fs.Duration("session-idle", 60*time.Second, "a poll session without requests for this long is closed")
 		routes    listFlag
 		origins   listFlag
 	)
@@ -60,15 +62,20 @@ func serve(ctx context.Context, args []string, log *slog.Logger, stderr io.Write
 	for i := range rs {
 		rs[i].Origins = origins
 	}
+	if *longPoll <= 0 || *idle <= 0 {
+		return errors.New("-long-poll and -session-idle must be positive durations, as in 25s")
+	}
 	ping := *pingEvery
 	if ping == 0 {
 		ping = -1 // gateway.Options: negative is never
 	}
 	gw, err := gateway.New(&gateway.Options{
-		Routes:       rs,
-		MaxTunnels:   fitTunnels(*maxTun, openFileLimit(), isSet(fs, "max-tunnels"), log),
-		PingInterval: ping,
-		Logger:       log,
+		Routes:             rs,
+		MaxTunnels:         fitTunnels(*maxTun, openFileLimit(), isSet(fs, "max-tunnels"), log),
+		PingInterval:       ping,
+		LongPoll:           *longPoll,
+		SessionIdleTimeout: *idle,
+		Logger:             log,
 	})
 	if err != nil {
 		return err
