@@ -197,7 +197,6 @@ func (c *Conn) closeTransport() {
 // acknowledged, until the end of stream is acknowledged or the Conn closes.
 func (c *Conn) sendLoop() {
 	defer c.loops.Done()
-	buf := make([]byte, maxBodyBytes)
 	for {
 		c.mu.Lock()
 		for c.out.len() == 0 && !c.out.eof && c.ctx.Err() == nil {
@@ -211,11 +210,13 @@ func (c *Conn) sendLoop() {
 			return
 		}
 		off := c.out.base
-		body := buf[:c.out.copyFrom(buf, off)]
+		bp := bodies.Get().(*[]byte) // held while a send is on its way only
+		body := (*bp)[:c.out.copyFrom(*bp, off)]
 		eof := c.out.eof && off+int64(len(body)) == c.out.end()
 		c.mu.Unlock()
 
 		ack, err := c.put(off, body, eof)
+		bodies.Put(bp)
 		c.mu.Lock()
 		if err != nil {
 			c.fail(err)
@@ -235,7 +236,6 @@ func (c *Conn) sendLoop() {
 // recvLoop receives bytes until the gateway's end of stream or an error.
 func (c *Conn) recvLoop() {
 	defer c.loops.Done()
-	buf := make([]byte, maxBodyBytes)
 	for {
 		c.mu.Lock()
 		for c.in.len() >= c.in.limit && !c.closed {
@@ -250,15 +250,17 @@ func (c *Conn) recvLoop() {
 		if closed {
 			return
 		}
-		data, end, err := c.get(k, buf)
+		ans, err := c.get(k)
 		c.mu.Lock()
 		if err != nil {
 			c.fail(err)
 			c.mu.Unlock()
 			return
 		}
-		c.in.push(data) // past the limit by at most one answer
-		c.in.next += int64(len(data))
+		c.in.push(ans.data) // past the limit by at most one answer
+		c.in.next += int64(len(ans.data))
+		ans.release()
+		end := ans.end
 		if end != nil {
 			c.in.end(end)
 		}
@@ -312,18 +314,32 @@ func (c *Conn) put(off int64, p []byte, eof bool) (int64, error) {
 // get receives the bytes after offset k, retrying until the gateway
 // answers. end is io.EOF after the gateway's end of stream, or the error
 // the service's stream broke with.
-func (c *Conn) get(k int64, buf []byte) (data []byte, end error, err error) {
+func (c *Conn) get(k int64) (received, error) {
 	h := http.Header{AckHeader: {strconv.FormatInt(k, 10)}}
 	for cut := 0; ; cut++ {
 		resp, err := c.exchange(http.MethodGet, opRecv, h, nil, recvTimeout)
 		if err != nil {
-			return nil, nil, err
+			return received{}, err
 		}
-		data, end, err := c.readAnswer(resp, k, buf)
+		ans, err := c.readAnswer(resp, k)
 		if errors.Is(err, errCut) && cut < maxCuts {
 			continue // ask again from the same offset
 		}
-		return data, end, err
+		return ans, err
+	}
+}
+
+// received is the gateway's answer to a receive.
+type received struct {
+	data []byte  // the bytes from the offset asked for, in buf
+	buf  *[]byte // from bodies; nil when data is empty
+	end  error   // io.EOF after the gateway's end of stream, or why the stream broke
+}
+
+// release gives back the answer's buffer.
+func (r received) release() {
+	if r.buf != nil {
+		bodies.Put(r.buf)
 	}
 }
 
@@ -334,35 +350,41 @@ const maxCuts = 100
 var errCut = errors.New("the answer to a receive was cut on its way")
 
 // readAnswer reads the gateway's answer to a receive from offset k.
-func (c *Conn) readAnswer(resp *http.Response, k int64, buf []byte) (data []byte, end error, err error) {
+func (c *Conn) readAnswer(resp *http.Response, k int64) (received, error) {
 	defer resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusBadGateway:
 		if msg := resp.Header.Get(ErrorHeader); msg != "" {
-			return nil, fmt.Errorf("the service's stream broke: %s", msg), nil
+			return received{end: fmt.Errorf("the service's stream broke: %s", msg)}, nil
 		}
 		fallthrough
 	default:
-		return nil, nil, carrier.ReadStatusError(resp)
+		return received{}, carrier.ReadStatusError(resp)
 	}
 	off, err := parseOffset(resp.Header, OffsetHeader)
 	if err != nil {
-		return nil, nil, fmt.Errorf("gateway's answer to a receive: %w", err)
+		return received{}, fmt.Errorf("gateway's answer to a receive: %w", err)
 	}
 	if off != k {
-		return nil, nil, fmt.Errorf("gateway answered a receive from offset %d with bytes from %d", k, off)
+		return received{}, fmt.Errorf("gateway answered a receive from offset %d with bytes from %d", k, off)
 	}
-	if resp.ContentLength > int64(len(buf)) {
-		return nil, nil, fmt.Errorf("gateway answered a receive with %d bytes; at most %d are expected", resp.ContentLength, len(buf))
+	if resp.ContentLength > maxBodyBytes {
+		return received{}, fmt.Errorf("gateway answered a receive with %d bytes; at most %d are expected", resp.ContentLength, maxBodyBytes)
 	}
-	if data, err = readAll(resp.Body, buf); err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", errCut, err)
-	}
+	var ans received
 	if resp.Header.Get(EOFHeader) == "1" {
-		end = io.EOF
+		ans.end = io.EOF
 	}
-	return data, end, nil
+	if resp.ContentLength == 0 {
+		return ans, nil
+	}
+	ans.buf = bodies.Get().(*[]byte) // taken once the answer has come
+	if ans.data, err = readAll(resp.Body, *ans.buf); err != nil {
+		ans.release()
+		return received{}, fmt.Errorf("%w: %v", errCut, err)
+	}
+	return ans, nil
 }
 
 // readAll reads r to its end into buf, failing if buf cannot hold it.

@@ -121,9 +121,10 @@ func (s *Server) recv(w http.ResponseWriter, r *http.Request, sess *session) {
 		refuse(w, carrier.Errorf(http.StatusBadRequest, "%v", err))
 		return
 	}
-	bp := bodies.Get().(*[]byte)
-	defer bodies.Put(bp)
-	rep := sess.collect(r, k, *bp, s.longPoll())
+	rep := sess.collect(r, k, s.longPoll())
+	if rep.buf != nil {
+		defer bodies.Put(rep.buf)
+	}
 	switch {
 	case rep.conflict:
 		refuse(w, &carrier.StatusError{
@@ -145,17 +146,18 @@ func (s *Server) recv(w http.ResponseWriter, r *http.Request, sess *session) {
 // reply is what a receive answers, gathered under the session's lock and
 // sent after it is released.
 type reply struct {
-	data     []byte // a copy of the bytes from the acknowledged offset, in buf
-	eof      bool   // the service's end of stream follows data
-	err      error  // the stream broke after the acknowledged offset
-	conflict bool   // the acknowledged offset is outside the held bytes
-	base     int64  // the held bytes' first offset, for a conflict
+	data     []byte  // a copy of the bytes from the acknowledged offset, in buf
+	buf      *[]byte // from bodies, to give back once data is sent
+	eof      bool    // the service's end of stream follows data
+	err      error   // the stream broke after the acknowledged offset
+	conflict bool    // the acknowledged offset is outside the held bytes
+	base     int64   // the held bytes' first offset, for a conflict
 }
 
 // collect drops the bytes before k, which the client holds, and copies
-// the bytes from k into buf, as many as it holds, waiting up to wait for
-// some.
-func (sess *session) collect(r *http.Request, k int64, buf []byte, wait time.Duration) reply {
+// up to maxBodyBytes from k into a buffer from bodies, waiting up to wait
+// for some. A waiting receive holds no buffer.
+func (sess *session) collect(r *http.Request, k int64, wait time.Duration) reply {
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	sess.mu.Lock()
@@ -169,8 +171,10 @@ func (sess *session) collect(r *http.Request, k int64, buf []byte, wait time.Dur
 		if out.base != base {
 			sess.broadcast() // room for the relay's writes
 		}
-		if n := out.copyFrom(buf, k); n > 0 {
-			return reply{data: buf[:n], eof: out.eof && k+int64(n) == out.end()}
+		if out.end() > k {
+			bp := bodies.Get().(*[]byte)
+			n := out.copyFrom(*bp, k)
+			return reply{data: (*bp)[:n], buf: bp, eof: out.eof && k+int64(n) == out.end()}
 		}
 		switch {
 		case out.eof:

@@ -304,20 +304,21 @@ func closeAll(conns []net.Conn) {
 // trip each, and measures what they cost the relay in memory. Each
 // iteration starts a fresh relay process, so its figures are its own:
 //
-//   - porthole: the gateway process's VmRSS after a GC, with the tunnels
-//     open, minus the same before (after a warm-up of a few tunnels);
-//     also the Go runtime's heap and stacks, the same way.
+//   - porthole, porthole-ws, porthole-poll: the gateway process's VmRSS
+//     after a GC, with the tunnels of the path's carrier open, minus the
+//     same before (after a warm-up of a few tunnels); also the Go runtime's
+//     heap and stacks, the same way. A fresh gateway for each path.
 //   - socat: the sum of the forked children's PSS (smaps_rollup): one
 //     child per connection, sharing the parent's pages.
 //
 // The plain path has no relay, so it has no row here.
 func BenchmarkIdleMemory(b *testing.B) {
 	forPaths(b, func(b *testing.B, p path) {
-		switch p.name {
-		case pathSocat:
+		switch {
+		case p.name == pathSocat:
 			idleSocat(b, getEnv(b))
-		case pathPorthole:
-			idlePorthole(b, getEnv(b))
+		case carrierOf[p.name] != "":
+			idlePorthole(b, getEnv(b), p.name)
 		default:
 			b.Skip("no relay process on the plain path")
 		}
@@ -374,14 +375,11 @@ func socatIdle(s *socatProc) (float64, error) {
 	return float64(pss) / idleTunnels, nil
 }
 
-func idlePorthole(b *testing.B, e *env) {
-	idleProc(b, pathPorthole,
+// idlePorthole measures the porthole path name on fresh gateway processes.
+func idlePorthole(b *testing.B, e *env, name string) {
+	idleProc(b, name,
 		func() (*gatewayProc, error) { return startGateway(e.routes(), nil, "", *gwMemProfile) },
-		func(g *gatewayProc) path {
-			return path{name: pathPorthole, dial: func(ctx context.Context, svc string) (net.Conn, error) {
-				return portholeDial(ctx, g.url, svc)
-			}}
-		})
+		func(g *gatewayProc) path { return portholePath(name, g) })
 }
 
 // idleProc measures what idle tunnels cost a relay that runs as a helper

@@ -1,13 +1,15 @@
 // Package bench holds porthole's benchmarks: the same loads run over plain
-// TCP on loopback, a socat relay and a porthole tunnel (raw carrier to a TCP
-// backend), side by side in one run, followed by a table of ratios.
+// TCP on loopback, a socat relay and porthole tunnels to a TCP backend, one
+// path per carrier (porthole: raw, porthole-ws: WebSocket, porthole-poll:
+// poll, each forced in the Dialer), all through the same gateway process,
+// side by side in one run, followed by tables of ratios.
 //
 // Run them all (the numbers in docs/benchmarks.md come from this; about
-// 90 seconds; the table gives the median of the runs):
+// four minutes; the tables give the median of the runs):
 //
 //	go test -run '^$' -bench . -benchtime 1s -count 5 ./internal/bench
 //
-// or as a quick smoke check, one iteration of each (a few seconds):
+// or as a quick smoke check, one iteration of each (about ten seconds):
 //
 //	go test -run '^$' -bench . -benchtime 1x ./internal/bench
 //

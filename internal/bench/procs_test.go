@@ -141,12 +141,25 @@ type path struct {
 
 // Path names, in the order of the table.
 const (
-	pathPlain    = "plain"
-	pathSocat    = "socat"
-	pathPorthole = "porthole"
+	pathPlain        = "plain"
+	pathSocat        = "socat"
+	pathPorthole     = "porthole" // the raw carrier
+	pathPortholeWS   = "porthole-ws"
+	pathPortholePoll = "porthole-poll"
 )
 
-var pathNames = []string{pathPlain, pathSocat, pathPorthole}
+// portholeNames are the paths through the gateway, one per carrier.
+var portholeNames = []string{pathPorthole, pathPortholeWS, pathPortholePoll}
+
+// carrierOf is the carrier each porthole path forces: the Dialer's auto
+// choice is never used.
+var carrierOf = map[string]string{
+	pathPorthole:     porthole.Raw,
+	pathPortholeWS:   porthole.WebSocket,
+	pathPortholePoll: porthole.Poll,
+}
+
+var pathNames = append([]string{pathPlain, pathSocat}, portholeNames...)
 
 func (e *env) paths() []path {
 	var d net.Dialer
@@ -167,18 +180,24 @@ func (e *env) paths() []path {
 		}
 		sp.relay = e.socatEcho.cmd.Process.Pid
 	}
-	ps = append(ps, sp, path{
-		name: pathPorthole,
-		dial: func(ctx context.Context, svc string) (net.Conn, error) {
-			return portholeDial(ctx, e.gw.url, svc)
-		},
-		relay: e.gw.cmd.Process.Pid,
-	})
+	ps = append(ps, sp)
+	for _, name := range portholeNames {
+		ps = append(ps, portholePath(name, e.gw))
+	}
 	return ps
 }
 
-func portholeDial(ctx context.Context, gwURL, svc string) (net.Conn, error) {
-	return porthole.Dial(ctx, gwURL+"/"+svc, nil)
+// portholePath is the porthole path name through gateway g: porthole.Dial
+// with the path's carrier.
+func portholePath(name string, g *gatewayProc) path {
+	d := &porthole.Dialer{Carrier: carrierOf[name]}
+	return path{
+		name: name,
+		dial: func(ctx context.Context, svc string) (net.Conn, error) {
+			return porthole.Dial(ctx, g.url+"/"+svc, d)
+		},
+		relay: g.cmd.Process.Pid,
+	}
 }
 
 // backend is a TCP server on loopback, the service at the end of every path.

@@ -74,16 +74,13 @@ var rows = []struct {
 }
 
 // printReport writes the results as Markdown tables: the figures with
-// their ratios, porthole's memory in detail, and the targets of issue 2.
+// their ratios, the carriers beside raw, the gateway's memory in detail,
+// and the targets of issues 2 and 4.
 func printReport(w io.Writer) {
 	results.Lock()
 	runs := results.runs
 	results.Unlock()
-	ran := false
-	for _, r := range rows {
-		ran = ran || anyResult(r.key)
-	}
-	if !ran {
+	if !anyRow(pathNames) {
 		return // none of these benchmarks ran (only BenchmarkWSLib*, say)
 	}
 	of := ""
@@ -91,61 +88,81 @@ func printReport(w io.Writer) {
 		of = fmt.Sprintf(", medians of %d runs", runs)
 	}
 	fmt.Fprintf(w, "\n### Results (%s/%s, %d CPUs%s)\n\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), of)
-	fmt.Fprintln(w, "| metric | plain | socat | porthole | porthole/plain | porthole/socat | socat/plain |")
-	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-	for _, r := range rows {
-		if !anyResult(r.key) {
-			continue
-		}
-		cells := []string{r.label}
-		for _, p := range pathNames {
-			cells = append(cells, cell(p, r.key, r.prec))
-		}
-		cells = append(cells,
-			ratio(pathPorthole, pathPlain, r.key), ratio(pathPorthole, pathSocat, r.key), ratio(pathSocat, pathPlain, r.key))
-		fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
-	}
+	rowTable(w, slices.Concat(pathNames, []string{"porthole/plain", "porthole/socat", "socat/plain"}), pathNames,
+		func(key string, prec int) []string {
+			return append(cells(pathNames, key, prec, cell),
+				ratio(pathPorthole, pathPlain, key), ratio(pathPorthole, pathSocat, key), ratio(pathSocat, pathPlain, key))
+		})
 	if runs > 1 {
 		fmt.Fprintf(w, "\nSpread over the runs, min–max:\n\n")
-		fmt.Fprintln(w, "| metric | plain | socat | porthole |")
-		fmt.Fprintln(w, "| --- | ---: | ---: | ---: |")
-		for _, r := range rows {
-			if !anyResult(r.key) {
-				continue
-			}
-			cells := []string{r.label}
-			for _, p := range pathNames {
-				cells = append(cells, spread(p, r.key, r.prec))
-			}
-			fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
-		}
+		rowTable(w, pathNames, pathNames, func(key string, prec int) []string {
+			return cells(pathNames, key, prec, spread)
+		})
 	}
 	fmt.Fprintln(w, "\nRatios divide the figures as they stand: above 1 is faster for MB/s and tunnels/s, slower or bigger for µs and KiB.")
 	fmt.Fprintln(w, "Relay CPU is the relay process's user+system time (socat's with its reaped children) over the tunnels opened.")
-	fmt.Fprintln(w, "Memory: porthole is the gateway process's VmRSS growth after a GC; socat is the sum of its children's PSS. Plain TCP has no relay.")
+	fmt.Fprintln(w, "Memory: porthole's is the gateway process's VmRSS growth after a GC, a fresh gateway for each carrier; socat's is the sum of its children's PSS. Plain TCP has no relay.")
+	printCarriers(w)
+	printGatewayMemory(w)
+	printTargets(w)
+}
 
-	if _, ok := result(pathPorthole, "mem"); ok {
-		fmt.Fprintf(w, "\n### Porthole gateway per idle tunnel (%d open)\n\n", idleTunnels)
-		fmt.Fprintln(w, "| figure | per tunnel |")
-		fmt.Fprintln(w, "| --- | ---: |")
-		for _, d := range []struct{ key, label string }{
-			{"mem", "VmRSS growth after runtime.GC, KiB"},
-			{"mem.scavenged", "VmRSS growth after debug.FreeOSMemory, KiB"},
-			{"mem.go", "Go heap (live) + goroutine stacks growth, KiB"},
-			{"mem.heap", "of which live heap, KiB"},
-			{"mem.stack", "of which goroutine stacks, KiB"},
-			{"goroutines", "goroutines"},
-			{"fds", "file descriptors"},
-			{"pipefds", "of which pipe ends (splice)"},
-		} {
-			fmt.Fprintf(w, "| %s | %s |\n", d.label, cell(pathPorthole, d.key, 1))
-		}
+// carrierNames returns the carriers of portholeNames, in their order.
+func carrierNames() []string {
+	cs := make([]string, len(portholeNames))
+	for i, p := range portholeNames {
+		cs[i] = carrierOf[p]
 	}
+	return cs
+}
 
-	fmt.Fprintln(w, "\n### Targets (issue 2)")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| target | measured | met |")
-	fmt.Fprintln(w, "| --- | ---: | --- |")
+// printCarriers writes the porthole paths' figures, each carrier's beside
+// raw's, if a carrier other than raw ran.
+func printCarriers(w io.Writer) {
+	if !anyRow(portholeNames[1:]) {
+		return
+	}
+	fmt.Fprintf(w, "\n### Carriers beside raw\n\n")
+	carriers := carrierNames()
+	var ratios []string
+	for _, c := range carriers[1:] {
+		ratios = append(ratios, c+"/"+carriers[0])
+	}
+	rowTable(w, slices.Concat(carriers, ratios), portholeNames, func(key string, prec int) []string {
+		cs := cells(portholeNames, key, prec, cell)
+		for _, p := range portholeNames[1:] {
+			cs = append(cs, ratio(p, pathPorthole, key))
+		}
+		return cs
+	})
+}
+
+// printGatewayMemory writes the gateway's figures per idle tunnel, for each
+// carrier, if BenchmarkIdleMemory ran on a porthole path.
+func printGatewayMemory(w io.Writer) {
+	if !anyResult("mem", portholeNames) {
+		return
+	}
+	fmt.Fprintf(w, "\n### Porthole gateway per idle tunnel (%d open)\n\n", idleTunnels)
+	header(w, append([]string{"figure"}, carrierNames()...))
+	for _, d := range []struct{ key, label string }{
+		{"mem", "VmRSS growth after runtime.GC, KiB"},
+		{"mem.scavenged", "VmRSS growth after debug.FreeOSMemory, KiB"},
+		{"mem.go", "Go heap (live) + goroutine stacks growth, KiB"},
+		{"mem.heap", "of which live heap, KiB"},
+		{"mem.stack", "of which goroutine stacks, KiB"},
+		{"goroutines", "goroutines"},
+		{"fds", "file descriptors"},
+		{"pipefds", "of which pipe ends (splice)"},
+	} {
+		line(w, append([]string{d.label}, cells(portholeNames, d.key, 1, cell)...))
+	}
+}
+
+// printTargets writes the targets of issue 2 (the raw carrier against
+// socat) and issue 4 (the poll carrier against raw).
+func printTargets(w io.Writer) {
+	targets(w, "Targets (issue 2)")
 	target(w, "1-stream throughput ≥ 1.5× socat's", func() (string, bool, bool) {
 		ph, ok1 := result(pathPorthole, "stream1")
 		so, ok2 := result(pathSocat, "stream1")
@@ -164,7 +181,59 @@ func printReport(w io.Writer) {
 		ph, ok := result(pathPorthole, "mem")
 		return fmt.Sprintf("%.1f KiB", ph), ph <= 16, ok
 	})
+
+	targets(w, "Targets (issue 4, the poll carrier)")
+	target(w, fmt.Sprintf("poll 1-stream throughput (%d MiB) ≥ 25%% of raw's", streamBytes>>20), func() (string, bool, bool) {
+		po, ok1 := result(pathPortholePoll, "stream1")
+		ra, ok2 := result(pathPorthole, "stream1")
+		return fmt.Sprintf("%.0f%% (%.0f vs %.0f MB/s)", 100*po/ra, po, ra), po >= 0.25*ra, ok1 && ok2
+	})
+	target(w, "poll p50 round trip < 2 ms on loopback", func() (string, bool, bool) {
+		po, ok := result(pathPortholePoll, "p50")
+		return fmt.Sprintf("%.1f µs", po), po < 2000, ok
+	})
 	fmt.Fprintln(w)
+}
+
+// rowTable writes a table headed "metric" and head, with a line for each
+// of rows that some of paths has a figure for: its label, then the cells f
+// gives for its key.
+func rowTable(w io.Writer, head, paths []string, f func(key string, prec int) []string) {
+	header(w, append([]string{"metric"}, head...))
+	for _, r := range rows {
+		if anyResult(r.key, paths) {
+			line(w, append([]string{r.label}, f(r.key, r.prec)...))
+		}
+	}
+}
+
+// header writes a table's head: the first column aligned left, the others
+// right.
+func header(w io.Writer, cols []string) {
+	line(w, cols)
+	fmt.Fprintln(w, "| ---"+strings.Repeat(" | ---:", len(cols)-1)+" |")
+}
+
+// line writes one line of a table.
+func line(w io.Writer, cells []string) {
+	fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
+}
+
+// cells returns value (cell: the median; spread: min–max) of key on each
+// of paths.
+func cells(paths []string, key string, prec int, value func(path, key string, prec int) string) []string {
+	cs := make([]string, len(paths))
+	for i, p := range paths {
+		cs[i] = value(p, key, prec)
+	}
+	return cs
+}
+
+// targets writes the title and head of a table of targets.
+func targets(w io.Writer, title string) {
+	fmt.Fprintf(w, "\n### %s\n\n", title)
+	fmt.Fprintln(w, "| target | measured | met |")
+	fmt.Fprintln(w, "| --- | ---: | --- |")
 }
 
 func target(w io.Writer, label string, f func() (got string, met, ok bool)) {
@@ -179,9 +248,19 @@ func target(w io.Writer, label string, f func() (got string, met, ok bool)) {
 	}
 }
 
-// anyResult reports whether any path has a figure for key.
-func anyResult(key string) bool {
-	for _, p := range pathNames {
+// anyRow reports whether any of paths has a figure for any of rows.
+func anyRow(paths []string) bool {
+	for _, r := range rows {
+		if anyResult(r.key, paths) {
+			return true
+		}
+	}
+	return false
+}
+
+// anyResult reports whether any of paths has a figure for key.
+func anyResult(key string, paths []string) bool {
+	for _, p := range paths {
 		if _, ok := result(p, key); ok {
 			return true
 		}

@@ -111,11 +111,16 @@ func stopWSEnv() {
 	e.sink.close()
 }
 
-// wsPath is the path through relay process g with lib's client.
+// wsKey is the name lib's figures are recorded under, apart from the main
+// benchmarks' paths: porthole-ws is the name of a library and of a path.
+func wsKey(lib string) string { return "wslib/" + lib }
+
+// wsPath is the path through relay process g with lib's client; its
+// figures are recorded under wsKey.
 func wsPath(lib wsLib, g *gatewayProc) path {
 	base := "ws://" + strings.TrimPrefix(g.url, "http://") + "/"
 	return path{
-		name: lib.name,
+		name: wsKey(lib.name),
 		dial: func(ctx context.Context, svc string) (net.Conn, error) {
 			return lib.dial(ctx, base+svc)
 		},
@@ -238,7 +243,7 @@ func BenchmarkWSLibIdleMemory(b *testing.B) {
 	e := getWSEnv(b)
 	for _, lib := range wsLibs {
 		b.Run(lib.name, func(b *testing.B) {
-			idleProc(b, lib.name,
+			idleProc(b, wsKey(lib.name),
 				func() (*gatewayProc, error) { return e.startWSRelay(lib) },
 				func(g *gatewayProc) path { return wsPath(lib, g) })
 		})
@@ -268,10 +273,10 @@ func printWSLibReport(w io.Writer) {
 	runs := 0
 	results.Lock()
 	for _, lib := range wsLibs {
-		if len(results.v[lib.name]) > 0 {
+		if len(results.v[wsKey(lib.name)]) > 0 {
 			libs = append(libs, lib.name)
 		}
-		for _, vs := range results.v[lib.name] {
+		for _, vs := range results.v[wsKey(lib.name)] {
 			runs = max(runs, len(vs))
 		}
 	}
@@ -294,7 +299,7 @@ func printWSLibReport(w io.Writer) {
 		for _, lib := range libs {
 			cells := []string{lib}
 			for _, c := range wsCols {
-				cells = append(cells, value(lib, c.key, c.prec))
+				cells = append(cells, value(wsKey(lib), c.key, c.prec))
 			}
 			fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
 		}
