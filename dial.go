@@ -190,9 +190,11 @@ func (d *Dialer) dialUpgrade(ctx context.Context, u *url.URL, name string, px *u
 		}
 		switch {
 		case secure(u) || name == WebSocket:
-			if conn, err = proxy.Connect(ctx, conn, px, addr); err != nil {
+			tunnel, err := proxy.Connect(ctx, conn, px, addr)
+			if err != nil {
 				return fail(err)
 			}
+			conn = tunnel
 		default:
 			handshake = raw.ProxyHandshake
 			if auth := proxy.Authorization(px); auth != "" {

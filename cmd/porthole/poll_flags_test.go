@@ -1,8 +1,11 @@
 package main
 
 import (
+	"net"
 	"strings"
 	"testing"
+
+	"github.com/porthole/porthole/internal/intermediary"
 )
 
 // printf abc | porthole connect -carrier poll URL, against a gateway with
@@ -18,5 +21,24 @@ func TestConnectPoll(t *testing.T) {
 	r = runPorthole(t, []byte("abc"), "connect", g.url+"/echo")
 	if r.code != 0 || r.stdout != "abc" || !strings.Contains(r.stderr, "carrier=raw") {
 		t.Fatalf("connect: exit %d, stdout %q, want 0 and %q and the carrier chosen logged; stderr:\n%s", r.code, r.stdout, "abc", r.stderr)
+	}
+}
+
+// printf abc | porthole connect -proxy http://squid URL: through a real
+// squid, which passes no upgrade, connect falls back to poll by itself;
+// and HTTP_PROXY does the same for a gateway named by a host only the
+// proxy resolves.
+func TestConnectProxy(t *testing.T) {
+	t.Parallel()
+	g := startServe(t, "-listen", "127.0.0.1:0")
+	squid := "http://" + intermediary.Squid(t, intermediary.SquidOptions{Hosts: map[string]string{"gw.porthole.test": "127.0.0.1"}})
+	r := runPorthole(t, []byte("abc"), "connect", "-proxy", squid, g.url+"/echo")
+	if r.code != 0 || r.stdout != "abc" || !strings.Contains(r.stderr, "carrier=poll") {
+		t.Fatalf("connect -proxy: exit %d, stdout %q, want 0, %q and poll chosen; stderr:\n%s", r.code, r.stdout, "abc", r.stderr)
+	}
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(g.url, "http://"))
+	r = runPortholeEnv(t, []string{"HTTP_PROXY=" + squid}, []byte("abc"), "connect", "http://gw.porthole.test:"+port+"/echo")
+	if r.code != 0 || r.stdout != "abc" || !strings.Contains(r.stderr, "carrier=poll") {
+		t.Fatalf("HTTP_PROXY connect: exit %d, stdout %q, want 0, %q and poll chosen; stderr:\n%s", r.code, r.stdout, "abc", r.stderr)
 	}
 }

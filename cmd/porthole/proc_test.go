@@ -313,7 +313,17 @@ type result struct {
 // runPorthole runs porthole with args and stdin to its end.
 func runPorthole(t testing.TB, stdin []byte, args ...string) result {
 	t.Helper()
-	p := startPorthole(t, bytes.NewReader(stdin), args...)
+	return runPortholeEnv(t, nil, stdin, args...)
+}
+
+// runPortholeEnv is runPorthole with env ("NAME=value") added to the
+// environment.
+func runPortholeEnv(t testing.TB, env []string, stdin []byte, args ...string) result {
+	t.Helper()
+	cmd := portholeCmd(args...)
+	cmd.Env = append(cmd.Env, env...)
+	cmd.Stdin = bytes.NewReader(stdin)
+	p := startCmd(t, cmd)
 	code := p.wait()
 	return result{code, p.stdout.String(), p.stderr.String()}
 }
