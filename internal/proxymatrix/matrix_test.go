@@ -48,7 +48,6 @@ type row struct {
 	carrier string // the carrier auto must choose
 }
 
-
 // result is a row's outcome, for the table.
 type result struct {
 	row
