@@ -106,8 +106,8 @@ func (e *noCarrierError) Unwrap() error { return e.last }
 func fallsBack(err error) bool {
 	var se *StatusError
 	if errors.As(err, &se) {
-		if se.Intermediary {
-			return true
+		if se.Intermediary || se.Header.Get(carrier.CarriersHeader) != "" {
+			return true // on the way, or a carrier the route does not allow
 		}
 		switch se.Code {
 		case http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusUpgradeRequired, http.StatusNotImplemented:

@@ -34,6 +34,11 @@ type Dialer struct {
 	Fingerprint string
 	// Header holds extra request headers for the handshake.
 	Header http.Header
+	// Token is the bearer token for routes that need one, sent as
+	// "Authorization: Bearer TOKEN" on every carrier. A client
+	// certificate for routes that verify them goes in
+	// TLSConfig.Certificates.
+	Token string
 	// HandshakeTimeout bounds connecting, the TLS handshake and the
 	// carrier's handshake. Zero means 30 seconds. A deadline on Dial's
 	// context that comes sooner applies instead.
@@ -78,6 +83,15 @@ func Dial(ctx context.Context, rawURL string, d *Dialer) (net.Conn, error) {
 	name, err := d.carrierName(u)
 	if err != nil {
 		return nil, err
+	}
+	if d.Token != "" {
+		dd := *d
+		dd.Header = d.Header.Clone()
+		if dd.Header == nil {
+			dd.Header = make(http.Header)
+		}
+		dd.Header.Set("Authorization", "Bearer "+d.Token)
+		d = &dd
 	}
 	var px *url.URL
 	if d.Proxy != nil {

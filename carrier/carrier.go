@@ -26,6 +26,14 @@ const (
 	// own port differs knows an intermediary carries its connection, one
 	// that may cut it when idle.
 	PeerPortHeader = "Porthole-Peer-Port"
+	// TokenProtocol prefixes a bearer token in a Sec-WebSocket-Protocol
+	// entry, where a browser, which cannot set headers on a WebSocket,
+	// puts it: new WebSocket(url, ["binary", "porthole.token." + token]).
+	// The gateway never selects that entry as the subprotocol.
+	TokenProtocol = "porthole.token."
+	// CarriersHeader, on a refusal of a carrier a route does not allow,
+	// lists the carriers it does, so a client can try another.
+	CarriersHeader = "Porthole-Carriers"
 )
 
 // PeerPort returns the value of PeerPortHeader for a request from

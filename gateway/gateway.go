@@ -9,19 +9,17 @@ package gateway
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/porthole/porthole/carrier"
 	"github.com/porthole/porthole/carrier/poll"
 	"github.com/porthole/porthole/carrier/raw"
-	"github.com/porthole/porthole/carrier/websocket"
 	"github.com/porthole/porthole/service"
-	"github.com/porthole/porthole/web"
 )
 
 // Route binds a URL path on the gateway to a service.
@@ -37,6 +35,14 @@ type Route struct {
 	// open WebSocket tunnels on this route. Empty means the gateway's own
 	// host only.
 	Origins []string
+	// Carriers lists the carriers allowed on the route: "raw" (with the
+	// bare form when Bare is set), "websocket", "poll". Empty means all.
+	// A request for another gets 403 naming the allowed ones.
+	Carriers []string
+	// Auth says who may open tunnels on the route; nil means anyone.
+	Auth *Auth
+	// Limits caps the route's tunnels, per route and per client address.
+	Limits Limits
 }
 
 // Options configure a Gateway. The zero value of each field means its
@@ -80,9 +86,12 @@ type Options struct {
 type Gateway struct {
 	opts    Options
 	log     *slog.Logger
-	routes  map[string]*route
-	page    http.Handler
+	table   atomic.Pointer[routeTable]
 	tunnels registry
+	fails   failures
+
+	reload sync.Mutex             // serializes SetRoutes
+	states map[string]*routeState // by path, kept across reloads; under reload
 
 	mu       sync.Mutex
 	servers  map[*http.Server]struct{}
@@ -91,7 +100,9 @@ type Gateway struct {
 
 type route struct {
 	Route
-	carriers []carrier.Carrier
+	carriers []carrier.Carrier // the allowed ones
+	refused  []carrier.Carrier // the others, to refuse by name
+	state    *routeState
 }
 
 // New checks the options and returns a gateway.
@@ -118,63 +129,30 @@ func New(opts *Options) (*Gateway, error) {
 	g := &Gateway{
 		opts:    o,
 		log:     o.Logger,
-		routes:  make(map[string]*route),
+		states:  make(map[string]*routeState),
 		servers: make(map[*http.Server]struct{}),
 	}
 	g.tunnels.init(o.MaxTunnels)
-	var pageRoutes []web.Route
-	for _, r := range o.Routes {
-		rt, err := newRoute(r, o)
-		if err != nil {
-			return nil, err
-		}
-		if _, dup := g.routes[r.Path]; dup {
-			return nil, fmt.Errorf("route %s is given twice", r.Path)
-		}
-		g.routes[r.Path] = rt
-		pageRoutes = append(pageRoutes, web.Route{Path: r.Path, Target: r.Service.String(), Bare: r.Bare})
+	if err := g.SetRoutes(o.Routes); err != nil {
+		return nil, err
 	}
-	g.page = web.Index(pageRoutes)
 	return g, nil
-}
-
-func newRoute(r Route, o Options) (*route, error) {
-	if !strings.HasPrefix(r.Path, "/") || r.Path == "/" {
-		return nil, fmt.Errorf("route path %q must start with / and name a service, as in /echo", r.Path)
-	}
-	if r.Service == nil {
-		return nil, fmt.Errorf("route %s has no service", r.Path)
-	}
-	return &route{Route: r, carriers: carriersFor(r, o)}, nil
-}
-
-func carriersFor(r Route, o Options) []carrier.Carrier {
-	return []carrier.Carrier{
-		&raw.Server{Bare: r.Bare, WriteTimeout: o.HandshakeTimeout},
-		&websocket.Server{
-			AllowedOrigins:   r.Origins,
-			ReadLimit:        o.MaxMessageBytes,
-			PingInterval:     o.PingInterval,
-			HandshakeTimeout: o.HandshakeTimeout,
-		},
-		&poll.Server{
-			LongPoll:    o.LongPoll,
-			IdleTimeout: o.SessionIdleTimeout,
-			BufferBytes: o.SessionBufferBytes,
-			MaxSessions: o.MaxTunnels,
-		},
-	}
 }
 
 // ServeHTTP answers the page at "/" and tunnels on the routes; any other
 // path gets 404.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if rt, ok := g.routes[r.URL.Path]; ok {
+	t := g.table.Load()
+	if rt, ok := t.routes[r.URL.Path]; ok {
 		g.serveRoute(w, r, rt)
 		return
 	}
+	if ps, ok := t.retired[r.URL.Path]; ok && ps.InSession(r) {
+		ps.ServeSession(w, r) // a poll session of a route a reload removed
+		return
+	}
 	if r.URL.Path == "/" {
-		g.page.ServeHTTP(w, r)
+		t.page.ServeHTTP(w, r)
 		return
 	}
 	carrier.Errorf(http.StatusNotFound, "no route %s on this gateway", r.URL.Path).Write(w)
@@ -185,7 +163,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // such as porthole.Listener. Its tunnels count toward the gateway's cap and
 // are drained by Shutdown.
 func (g *Gateway) Handler(rt Route) (http.Handler, error) {
-	route, err := newRoute(rt, g.opts)
+	route, err := newRoute(rt, g.opts, &routeState{})
 	if err != nil {
 		return nil, err
 	}
@@ -195,13 +173,25 @@ func (g *Gateway) Handler(rt Route) (http.Handler, error) {
 }
 
 func (g *Gateway) serveRoute(w http.ResponseWriter, r *http.Request, rt *route) {
-	for _, c := range rt.carriers {
-		if sc, ok := c.(carrier.SessionCarrier); ok && sc.InSession(r) {
-			sc.ServeSession(w, r)
+	if ps := rt.state.poll; ps != nil && ps.InSession(r) {
+		ps.ServeSession(w, r) // the session's token is its credential
+		return
+	}
+	client := clientAddr(r)
+	if rt.Auth != nil {
+		if e := g.fails.blocked(client); e != nil {
+			g.refuse(w, r, rt, "", e)
+			return
+		}
+		if e, failed := rt.Auth.check(r, rt.Path); e != nil {
+			if failed {
+				g.fails.add(client)
+			}
+			g.refuse(w, r, rt, "", e)
 			return
 		}
 	}
-	c := pick(rt, r)
+	c := pick(rt.carriers, r)
 	if c == nil {
 		g.refuse(w, r, rt, "", noCarrier(r, rt))
 		return
@@ -214,11 +204,20 @@ func (g *Gateway) serveRoute(w http.ResponseWriter, r *http.Request, rt *route) 
 		g.refuse(w, r, rt, c.Name(), err)
 		return
 	}
+	if err := rt.state.reserve(client, rt.Limits, rt.Path); err != nil {
+		g.tunnels.unreserve()
+		g.refuse(w, r, rt, c.Name(), err)
+		return
+	}
+	unreserve := func() {
+		rt.state.release(client)
+		g.tunnels.unreserve()
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), g.opts.HandshakeTimeout)
 	be, err := rt.Service.Open(ctx)
 	cancel()
 	if err != nil {
-		g.tunnels.unreserve()
+		unreserve()
 		var se *carrier.StatusError
 		if !errors.As(err, &se) {
 			se = carrier.Errorf(http.StatusBadGateway, "%v", err)
@@ -228,7 +227,7 @@ func (g *Gateway) serveRoute(w http.ResponseWriter, r *http.Request, rt *route) 
 	}
 	tun, err := c.Accept(w, r)
 	if err != nil {
-		g.tunnels.unreserve()
+		unreserve()
 		be.Close()
 		g.log.Info("handshake failed", "route", rt.Path, "carrier", c.Name(), "client", r.RemoteAddr, "err", err)
 		return
@@ -240,6 +239,7 @@ func (g *Gateway) serveRoute(w http.ResponseWriter, r *http.Request, rt *route) 
 		conn:    tun,
 		backend: be,
 		start:   time.Now(),
+		done:    func() { rt.state.release(client) },
 	}
 	g.tunnels.start(t, g.run)
 }
@@ -258,8 +258,8 @@ func (g *Gateway) run(t *tunnel) {
 	g.log.Log(context.Background(), level, msg, attrs...)
 }
 
-func pick(rt *route, r *http.Request) carrier.Carrier {
-	for _, c := range rt.carriers {
+func pick(carriers []carrier.Carrier, r *http.Request) carrier.Carrier {
+	for _, c := range carriers {
 		if c.Wants(r) {
 			return c
 		}
@@ -269,6 +269,12 @@ func pick(rt *route, r *http.Request) carrier.Carrier {
 
 // noCarrier says why no carrier took r.
 func noCarrier(r *http.Request, rt *route) *carrier.StatusError {
+	if c := pick(rt.refused, r); c != nil {
+		allowed := strings.Join(rt.allowed(), ", ")
+		e := carrier.Errorf(http.StatusForbidden, "carrier %s is not allowed on route %s; it takes %s", c.Name(), rt.Path, allowed)
+		e.Header = http.Header{carrier.CarriersHeader: {allowed}}
+		return e
+	}
 	up := http.Header{"Upgrade": {raw.Token}, "Connection": {"Upgrade"}}
 	switch {
 	case r.Header.Get("Upgrade") != "":

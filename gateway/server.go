@@ -35,12 +35,23 @@ func (g *Gateway) Serve(ln net.Listener) error {
 
 // ServeTLS is Serve over TLS with cfg (which needs a certificate). It
 // enforces TLS 1.2 or newer and HTTP/1.1, whose Upgrade the carriers use.
+// While a route verifies client certificates (Auth.ClientCAs), the
+// handshake asks clients for one; each route then checks it against its
+// own CAs. cfg's GetConfigForClient is not used.
 func (g *Gateway) ServeTLS(ln net.Listener, cfg *tls.Config) error {
 	cfg = cfg.Clone()
 	if cfg.MinVersion < tls.VersionTLS12 {
 		cfg.MinVersion = tls.VersionTLS12
 	}
 	cfg.NextProtos = []string{"http/1.1"}
+	askCert := cfg.Clone()
+	askCert.ClientAuth = tls.RequestClientCert
+	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		if g.table.Load().clientCerts {
+			return askCert, nil
+		}
+		return nil, nil
+	}
 	return g.Serve(tls.NewListener(ln, cfg))
 }
 

@@ -17,6 +17,7 @@ type tunnel struct {
 	conn                   net.Conn
 	backend                service.Backend
 	start                  time.Time
+	done                   func() // runs when the tunnel has ended
 }
 
 // registry owns the gateway's tunnels: http.Server.Shutdown does not track
@@ -72,6 +73,7 @@ func (r *registry) start(t *tunnel, run func(*tunnel)) {
 	r.mu.Unlock()
 	go func() {
 		run(t)
+		t.done()
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		delete(r.open, t)

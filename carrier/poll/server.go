@@ -156,6 +156,10 @@ func (s *Server) remove(key [sha256.Size]byte, sess *session) {
 	}
 }
 
+// Sessions returns the number of sessions held: open tunnels, and ended
+// ones whose client has not collected the end yet.
+func (s *Server) Sessions() int { return s.count() }
+
 func (s *Server) count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

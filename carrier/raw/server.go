@@ -22,6 +22,9 @@ const (
 	ConnectTCPToken = "connect-tcp"
 )
 
+// Name is the carrier's name.
+const Name = "raw"
+
 // Server is the raw carrier's server side.
 type Server struct {
 	// Bare accepts the bare form: an HTTP/1.0 GET with no Upgrade header
@@ -32,7 +35,7 @@ type Server struct {
 }
 
 // Name returns "raw".
-func (*Server) Name() string { return "raw" }
+func (*Server) Name() string { return Name }
 
 // Wants reports whether r asks for an upgrade to porthole or connect-tcp, or
 // is the bare form on a route that allows it.

@@ -27,6 +27,9 @@ import (
 // none.
 const Subprotocol = "binary"
 
+// Name is the carrier's name.
+const Name = "websocket"
+
 // Server is the WebSocket carrier's server side.
 type Server struct {
 	// AllowedOrigins lists the browser origins ("https://app.example")
@@ -57,7 +60,7 @@ const readBufferSize = 1 << 10
 var writeBuffers sync.Pool
 
 // Name returns "websocket".
-func (*Server) Name() string { return "websocket" }
+func (*Server) Name() string { return Name }
 
 // Wants reports whether r asks to upgrade to websocket.
 func (*Server) Wants(r *http.Request) bool {
@@ -89,7 +92,10 @@ func (s *Server) Check(r *http.Request) error {
 	if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
 		return carrier.Errorf(http.StatusBadRequest, "a WebSocket handshake carries no body")
 	}
-	if protos := websocket.Subprotocols(r); len(protos) > 0 && !slices.Contains(protos, Subprotocol) {
+	protos := slices.DeleteFunc(websocket.Subprotocols(r), func(p string) bool {
+		return strings.HasPrefix(p, carrier.TokenProtocol) // a credential, not a subprotocol
+	})
+	if len(protos) > 0 && !slices.Contains(protos, Subprotocol) {
 		return carrier.Errorf(http.StatusBadRequest, "subprotocols %q are not supported; ask for %q or none", protos, Subprotocol)
 	}
 	if origin := r.Header.Get("Origin"); origin != "" && !s.originAllowed(origin, r.Host) {

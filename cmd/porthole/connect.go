@@ -34,6 +34,10 @@ func connect(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 		timeout     = fs.Duration("timeout", 30*time.Second, "bound on connecting and the handshake")
 		carrierName = fs.String("carrier", "", "`auto`, raw, websocket or poll; default websocket for ws:// and wss:// URLs, auto otherwise (raw, then websocket, then poll: the first that works)")
 		proxyURL    = fs.String("proxy", "", "reach the gateway through the HTTP proxy at this `URL` (http://[user:pass@]host:port); default from HTTPS_PROXY, HTTP_PROXY and NO_PROXY")
+		token       = fs.String("token", "", "bearer `token` for routes that need one (visible in ps: prefer -token-file or PORTHOLE_TOKEN)")
+		tokenFile   = fs.String("token-file", "", "read the bearer token from this `file`")
+		certFile    = fs.String("cert", "", "client certificate `file` (PEM), for routes that verify them; with -key")
+		keyFile     = fs.String("key", "", "client certificate's private key `file` (PEM)")
 		headers     listFlag
 	)
 	fs.Var(&headers, "H", "extra request header `'Name: value'`, repeatable")
@@ -65,8 +69,22 @@ func connect(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 		}
 		d.Header.Add(strings.TrimSpace(name), strings.TrimSpace(value))
 	}
-	if *insecure || *caFile != "" {
+	var err error
+	if d.Token, err = bearerToken(*token, *tokenFile); err != nil {
+		return err
+	}
+	if (*certFile == "") != (*keyFile == "") {
+		return errors.New("-cert and -key go together")
+	}
+	if *insecure || *caFile != "" || *certFile != "" {
 		d.TLSConfig = &tls.Config{InsecureSkipVerify: *insecure}
+		if *certFile != "" {
+			cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+			if err != nil {
+				return fmt.Errorf("-cert/-key: %w", err)
+			}
+			d.TLSConfig.Certificates = []tls.Certificate{cert}
+		}
 		if *caFile != "" {
 			pem, err := os.ReadFile(*caFile)
 			if err != nil {
@@ -83,6 +101,28 @@ func connect(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 		return c.listen(ctx, *listen)
 	}
 	return c.stdio(ctx, stdin, stdout)
+}
+
+// bearerToken picks the token from -token, -token-file or PORTHOLE_TOKEN,
+// in that order; at most one of the flags may be given.
+func bearerToken(flagValue, file string) (string, error) {
+	switch {
+	case flagValue != "" && file != "":
+		return "", errors.New("-token and -token-file: give one")
+	case flagValue != "":
+		return flagValue, nil
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("-token-file: %w", err)
+		}
+		token := strings.TrimSpace(string(b))
+		if token == "" {
+			return "", fmt.Errorf("-token-file %s is empty", file)
+		}
+		return token, nil
+	}
+	return os.Getenv("PORTHOLE_TOKEN"), nil
 }
 
 // connector opens tunnels to one URL for the connect command.
@@ -182,7 +222,7 @@ func (c *connector) forward(ctx context.Context, local net.Conn) {
 func transient(err error) bool {
 	var se *porthole.StatusError
 	if errors.As(err, &se) {
-		return se.Code >= 500
+		return se.Code >= 500 || se.Code == http.StatusTooManyRequests
 	}
 	if errors.Is(err, porthole.ErrBadURL) || errors.Is(err, porthole.ErrUnknownCarrier) || isCertError(err) {
 		return false
