@@ -53,7 +53,7 @@ func (g *Gateway) SetRoutes(routes []Route) error {
 		}
 		t.routes[r.Path] = rt
 		t.clientCerts = t.clientCerts || (r.Auth != nil && r.Auth.ClientCAs != nil)
-		pageRoutes = append(pageRoutes, web.Route{Path: r.Path, Target: r.Service.String(), Bare: r.Bare})
+		pageRoutes = append(pageRoutes, web.Route{Path: r.Path, Target: r.Service.String(), Bare: r.Bare, Token: r.Auth != nil && len(r.Auth.Tokens) > 0})
 	}
 	t.page = web.Index(pageRoutes)
 	states := make(map[string]*routeState, len(t.routes))

@@ -10,12 +10,17 @@ const maxLines = 500;
 
 // connect keeps one tunnel for panel (an element with data-path), shows
 // its state, and calls onLine for each line received (without its "\n").
-// It returns send(line), which reports whether the line went out.
+// It returns send(line), which reports whether the line went out. A panel
+// with data-token waits for the token its form takes: a browser cannot
+// set headers on a WebSocket, so the token goes as a subprotocol entry
+// beside "binary", which the gateway answers with.
 function connect(panel, onLine) {
   const status = panel.querySelector('.status');
   const again = panel.querySelector('.reconnect');
+  const tokenForm = panel.querySelector('form.token');
   const scheme = location.protocol === 'https:' ? 'wss://' : 'ws://';
   let ws = null;
+  let protocols = ['binary'];
 
   function show(state, text) {
     panel.dataset.state = state;
@@ -27,7 +32,7 @@ function connect(panel, onLine) {
     const decoder = new TextDecoder();
     let partial = '';
     show('connecting', 'Connecting…');
-    ws = new WebSocket(scheme + location.host + panel.dataset.path);
+    ws = new WebSocket(scheme + location.host + panel.dataset.path, protocols);
     ws.binaryType = 'arraybuffer';
     ws.onopen = () => show('open', 'Connected');
     ws.onmessage = (e) => {
@@ -44,7 +49,16 @@ function connect(panel, onLine) {
   }
 
   again.addEventListener('click', open);
-  open();
+  if (tokenForm) {
+    show('closed', 'Give the route\'s token to connect.');
+    tokenForm.addEventListener('submit', (e) => {
+      e.preventDefault();
+      protocols = ['binary', 'porthole.token.' + tokenForm.querySelector('input').value];
+      open();
+    });
+  } else {
+    open();
+  }
   return (line) => {
     if (!ws || ws.readyState !== WebSocket.OPEN) return false;
     ws.send(line + '\n');
@@ -82,8 +96,8 @@ function add(log, kind, who, text) {
 
 // form wires a panel's form to send, adding each line sent to the log.
 function form(panel, send, mine) {
-  const input = panel.querySelector('input');
-  panel.querySelector('form').addEventListener('submit', (e) => {
+  const input = panel.querySelector('form.send input');
+  panel.querySelector('form.send').addEventListener('submit', (e) => {
     e.preventDefault();
     const line = input.value;
     if (line === '') return;

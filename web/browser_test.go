@@ -96,6 +96,28 @@ func TestBrowserEcho(t *testing.T) {
 	}
 }
 
+// A route that needs a token shows a token form instead of connecting;
+// with the right token, given as a WebSocket subprotocol entry, the
+// terminal connects and echoes.
+func TestBrowserToken(t *testing.T) {
+	_, page := startPageGateway(t, gateway.Route{
+		Path:    "/secure",
+		Service: service.Echo{},
+		Auth:    &gateway.Auth{Tokens: [][32]byte{gateway.HashToken("s3cret")}},
+	})
+	const secure = `[data-widget="echo"][data-path="/secure"]`
+	tb := startBrowser(t).newTab("first")
+	tb.open(page)
+	tb.waitFor("the token prompt", fmt.Sprintf(`document.querySelector(%s).dataset.state === "closed"`, js(secure)))
+	tb.giveToken(secure, "s3cret")
+	tb.connected(secure)
+	tb.typeIn(secure, "past the door", true)
+	tb.sees(secure, "in", "echo", "past the door")
+	if p := tb.problems(); len(p) > 0 {
+		t.Errorf("the console has errors: %q", p)
+	}
+}
+
 // Two tabs and a porthole connect client (the binary) share
 // the chat: a line from each reaches the other two, and lines arrive while
 // a user is typing without disturbing what they type.

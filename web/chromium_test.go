@@ -176,7 +176,13 @@ func (tb *tab) typeIn(sel, text string, enter bool) {
 	if enter {
 		text += kb.Enter
 	}
-	tb.do(fmt.Sprintf("typing %q", text), chromedp.SendKeys(chromedp.CSS(sel+" input"), text))
+	tb.do(fmt.Sprintf("typing %q", text), chromedp.SendKeys(chromedp.CSS(sel+" form.send input"), text))
+}
+
+// giveToken types token into the token form of panel sel and submits it.
+func (tb *tab) giveToken(sel, token string) {
+	tb.t.Helper()
+	tb.do("giving the token", chromedp.SendKeys(chromedp.CSS(sel+" form.token input"), token+kb.Enter))
 }
 
 // problems returns the console's errors and uncaught exceptions (CSP

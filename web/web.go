@@ -50,6 +50,7 @@ type Route struct {
 	Path   string // URL path, such as "/echo"
 	Target string // the service, such as "echo", "chat" or "tcp://127.0.0.1:22"
 	Bare   bool   // whether the bare form is on
+	Token  bool   // whether the route asks for a bearer token
 }
 
 // Index returns the handler for the page listing routes, and for the
