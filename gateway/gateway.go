@@ -9,12 +9,15 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/porthole/porthole/carrier"
 	"github.com/porthole/porthole/carrier/poll"
@@ -80,6 +83,14 @@ type Options struct {
 	SessionBufferBytes int
 	// Logger receives the gateway's logs; nil means slog.Default().
 	Logger *slog.Logger
+	// Metrics is where the gateway registers its Prometheus collectors:
+	// porthole_tunnels_opened_total, porthole_tunnels_open,
+	// porthole_tunnel_bytes_total (added as each tunnel ends),
+	// porthole_handshake_failures_total, porthole_service_dial_seconds
+	// and porthole_poll_sessions. nil means no metrics, at no cost.
+	// Gateways that share a registry each register through
+	// prometheus.WrapRegistererWith, with a label of their own.
+	Metrics prometheus.Registerer
 }
 
 // Gateway serves routes over HTTP and HTTPS. Create one with New.
@@ -89,6 +100,7 @@ type Gateway struct {
 	table   atomic.Pointer[routeTable]
 	tunnels registry
 	fails   failures
+	metrics *metrics // nil without Options.Metrics
 
 	reload sync.Mutex             // serializes SetRoutes
 	states map[string]*routeState // by path, kept across reloads; under reload
@@ -136,6 +148,11 @@ func New(opts *Options) (*Gateway, error) {
 	if err := g.SetRoutes(o.Routes); err != nil {
 		return nil, err
 	}
+	m, err := newMetrics(o.Metrics, g)
+	if err != nil {
+		return nil, fmt.Errorf("registering the gateway's metrics: %w", err)
+	}
+	g.metrics = m
 	return g, nil
 }
 
@@ -155,6 +172,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		t.page.ServeHTTP(w, r)
 		return
 	}
+	g.metrics.refused("", http.StatusNotFound) // never the path: clients choose it
 	carrier.Errorf(http.StatusNotFound, "no route %s on this gateway", r.URL.Path).Write(w)
 }
 
@@ -167,6 +185,7 @@ func (g *Gateway) Handler(rt Route) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	g.metrics.mount(route)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		g.serveRoute(w, r, route)
 	}), nil
@@ -214,7 +233,9 @@ func (g *Gateway) serveRoute(w http.ResponseWriter, r *http.Request, rt *route) 
 		g.tunnels.unreserve()
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), g.opts.HandshakeTimeout)
+	opening := time.Now()
 	be, err := rt.Service.Open(ctx)
+	g.metrics.dialed(rt.Path, opening)
 	cancel()
 	if err != nil {
 		unreserve()
@@ -229,6 +250,7 @@ func (g *Gateway) serveRoute(w http.ResponseWriter, r *http.Request, rt *route) 
 	if err != nil {
 		unreserve()
 		be.Close()
+		g.metrics.acceptFailed(rt.Path, err)
 		g.log.Info("handshake failed", "route", rt.Path, "carrier", c.Name(), "client", r.RemoteAddr, "err", err)
 		return
 	}
@@ -246,11 +268,14 @@ func (g *Gateway) serveRoute(w http.ResponseWriter, r *http.Request, rt *route) 
 
 // run carries t until it ends and logs one line about it.
 func (g *Gateway) run(t *tunnel) {
+	g.metrics.tunnelOpened(t.route, t.carrier)
 	st, err := t.backend.Serve(t.conn)
+	g.metrics.tunnelClosed(t.route, t.carrier, st)
 	level, msg := slog.LevelInfo, "tunnel closed"
 	attrs := []any{
 		"route", t.route, "carrier", t.carrier, "client", t.client,
 		"bytes_in", st.In, "bytes_out", st.Out, "duration", time.Since(t.start).Round(time.Millisecond),
+		"end", t.end(err),
 	}
 	if err != nil {
 		attrs = append(attrs, "err", err)
@@ -313,5 +338,6 @@ func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, rt *route, carr
 		level = slog.LevelWarn
 	}
 	g.log.Log(r.Context(), level, "tunnel refused", "route", rt.Path, "carrier", carrierName, "client", r.RemoteAddr, "status", se.Code, "reason", se.Reason)
+	g.metrics.refused(rt.Path, se.Code)
 	se.Write(w)
 }

@@ -58,6 +58,14 @@ func (g *Gateway) ServeTLS(ln net.Listener, cfg *tls.Config) error {
 // OpenTunnels returns the number of tunnels open or in their handshake.
 func (g *Gateway) OpenTunnels() int { return g.tunnels.count() }
 
+// Ready reports whether the gateway takes new tunnels: true until Shutdown
+// begins, false while it drains and after.
+func (g *Gateway) Ready() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return !g.shutdown
+}
+
 // Shutdown stops accepting connections and new tunnels, then waits for the
 // open tunnels to end. When ctx ends first, it closes the tunnels still
 // open and the connections still in a handshake, and returns ctx's error.

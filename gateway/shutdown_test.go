@@ -97,6 +97,9 @@ func TestShutdownDrains(t *testing.T) {
 
 func checkDrain(t *testing.T, gw *gateway.Gateway, url string, refusedOK bool, shutdown func() error) {
 	tun := dialEcho(t, url)
+	if !gw.Ready() {
+		t.Error("Ready = false before Shutdown")
+	}
 	stopped := make(chan error, 1)
 	finished := make(chan struct{})
 	go func() {
@@ -117,6 +120,9 @@ func checkDrain(t *testing.T, gw *gateway.Gateway, url string, refusedOK bool, s
 	}
 	if n := gw.OpenTunnels(); n != 1 {
 		t.Errorf("OpenTunnels = %d while draining, want 1", n)
+	}
+	if gw.Ready() {
+		t.Error("Ready = true while draining")
 	}
 	tun.Close()
 	select {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/porthole/porthole/carrier"
@@ -17,7 +18,24 @@ type tunnel struct {
 	conn                   net.Conn
 	backend                service.Backend
 	start                  time.Time
-	done                   func() // runs when the tunnel has ended
+	done                   func()      // runs when the tunnel has ended
+	cut                    atomic.Bool // Shutdown closed it at its deadline
+}
+
+// end says why t ended, for its log line, from what its relay returned:
+// "shutdown" when Shutdown closed it at its deadline, "eof" when both
+// directions finished cleanly, else "error" (the line carries the error).
+// The relay joins the errors of both directions without saying whose
+// each was, so a client's failure is not told from the service's.
+func (t *tunnel) end(err error) string {
+	switch {
+	case t.cut.Load():
+		return "shutdown"
+	case err == nil:
+		return "eof"
+	default:
+		return "error"
+	}
 }
 
 // registry owns the gateway's tunnels: http.Server.Shutdown does not track
@@ -100,6 +118,7 @@ func (r *registry) drain(ctx context.Context) error {
 	}
 	r.mu.Lock()
 	for t := range r.open {
+		t.cut.Store(true)
 		t.conn.Close()
 	}
 	r.mu.Unlock()

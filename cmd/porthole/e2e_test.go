@@ -23,7 +23,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -209,72 +208,6 @@ func TestConnectReconnect(t *testing.T) {
 	if err := echoes(dial(t, local), []byte("after the gateway came back")); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// SIGTERM on serve: the open tunnel works on until its client ends it,
-// then serve exits 0.
-func TestServeShutdownDrains(t *testing.T) {
-	t.Parallel()
-	g := startServe(t, "-listen", "127.0.0.1:0")
-	cmd := portholeCmd("connect", g.url+"/echo")
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := startCmd(t, cmd)
-	io.WriteString(in, "before\n")
-	c.waitOutput("before\n")
-
-	g.signal(syscall.SIGTERM)
-	g.waitLog(regexp.MustCompile(`shutting down`))
-	io.WriteString(in, "during\n")
-	c.waitOutput("before\nduring\n")
-	if g.exited() {
-		t.Fatalf("serve exited with a tunnel open:\n%s", g.stderr.String())
-	}
-
-	in.Close()
-	if code := c.wait(); code != 0 {
-		t.Errorf("connect exited %d after its stdin ended, want 0", code)
-	}
-	if code := g.wait(); code != 0 {
-		t.Errorf("serve exited %d, want 0", code)
-	}
-	if strings.Contains(g.stderr.String(), "deadline passed") {
-		t.Errorf("serve closed the tunnel instead of draining it:\n%s", g.stderr.String())
-	}
-	g.waitLog(regexp.MustCompile(`msg=stopped`))
-}
-
-// SIGTERM with -shutdown-timeout: a tunnel still open at the deadline is
-// closed, and serve exits soon after.
-func TestServeShutdownTimeout(t *testing.T) {
-	t.Parallel()
-	g := startServe(t, "-listen", "127.0.0.1:0", "-shutdown-timeout", "500ms")
-	cmd := portholeCmd("connect", g.url+"/echo")
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	c := startCmd(t, cmd)
-	io.WriteString(in, "open\n")
-	c.waitOutput("open\n")
-
-	start := time.Now()
-	g.signal(syscall.SIGTERM)
-	code := g.wait()
-	took := time.Since(start)
-	t.Logf("serve exited %v after SIGTERM", took)
-	if code != 0 {
-		t.Errorf("serve exited %d, want 0", code)
-	}
-	if took < 400*time.Millisecond || took > 2*time.Second {
-		t.Errorf("serve exited %v after SIGTERM with -shutdown-timeout 500ms; want about 500ms", took)
-	}
-	g.waitLog(regexp.MustCompile(`shutdown deadline passed`))
-	// The client sees its tunnel end.
-	c.wait()
 }
 
 func TestServeBadFlags(t *testing.T) {

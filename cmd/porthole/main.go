@@ -20,6 +20,7 @@ const usage = `porthole: every TCP service reachable through one HTTP(S) port.
 Usage:
   porthole serve [flags]          run a gateway (defaults: http://127.0.0.1:8080, route /echo)
   porthole connect [flags] URL    open a tunnel: stdin/stdout, or a local port with -listen
+  porthole hash-token < FILE      print a bearer token's SHA-256, for a route's tokens_sha256
 
 Run "porthole serve -h" or "porthole connect -h" for their flags.
 `
@@ -49,9 +50,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	switch args[0] {
 	case "serve":
-		return serve(ctx, args[1:], log, stderr)
+		return serve(ctx, args[1:], log, stdout, stderr)
 	case "connect":
 		return connect(ctx, args[1:], stdin, stdout, log, stderr)
+	case "hash-token":
+		return hashToken(args[1:], stdin, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -18,7 +18,7 @@ import (
 	"github.com/porthole/porthole/service"
 )
 
-func serve(ctx context.Context, args []string, log *slog.Logger, stderr io.Writer) error {
+func serve(ctx context.Context, args []string, log *slog.Logger, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("porthole serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
@@ -31,11 +31,18 @@ func serve(ctx context.Context, args []string, log *slog.Logger, stderr io.Write
 		pingEvery = fs.Duration("ping-interval", 30*time.Second, "how often idle WebSocket tunnels are pinged, so intermediaries keep them; 0 for never. Keep it under the idle timeout of any proxy in front")
 		longPoll  = fs.Duration("long-poll", 25*time.Second, "how long a poll carrier's receive waits for bytes; keep it under the read timeout of any proxy in front")
 		idle      = fs.Duration("session-idle", 60*time.Second, "a poll session without requests for this long is closed")
+		handshake = fs.Duration("handshake-timeout", 10*time.Second, "bound on opening a route's service and answering a tunnel's handshake")
+		confFile  = fs.String("config", "", "read settings and routes from this TOML `file` (docs/config.md); flags given beside it win over its values. SIGHUP reloads its routes")
+		check     = fs.Bool("check", false, "with -config: check the file, print \"FILE: ok (N routes)\" and exit, without listening")
+		adminAddr = fs.String("admin", "", "admin listen `address` for /metrics (Prometheus), /healthz and /readyz, as in 127.0.0.1:9090; empty for none")
+		logFormat = fs.String("log-format", "text", "log `format` on stderr: text or json")
+		logLevel  slog.Level
 		routes    listFlag
 		origins   listFlag
 	)
+	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "least `level` logged: debug, info, warn or error")
 	fs.Var(&origins, "allow-origin", "browser `origin` (as in https://app.example) allowed to open WebSocket tunnels on every route, repeatable; default: the gateway's own host only")
-	fs.Var(&routes, "route", "`PATH=TARGET`, repeatable: TARGET is echo, chat or tcp://host:port (default: /echo=echo and /chat=chat)")
+	fs.Var(&routes, "route", "`PATH=TARGET`, repeatable: TARGET is echo, chat or tcp://host:port (default: /echo=echo and /chat=chat); with -config, replaces the file's routes")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: porthole serve [flags]\n\nRuns a gateway. With no flags: http://127.0.0.1:8080, the routes /echo and /chat, the page at /.")
 		fs.PrintDefaults()
@@ -46,10 +53,16 @@ func serve(ctx context.Context, args []string, log *slog.Logger, stderr io.Write
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve takes no arguments, got %q; routes are given with -route PATH=TARGET", fs.Args())
 	}
-	if len(routes) == 0 {
-		routes = defaultRoutes
+	file, err := loadConfig(fs, *confFile, *check)
+	if err != nil {
+		return err
 	}
-	rs, err := parseRoutes(routes)
+	log, err = newLogger(stderr, *logFormat, logLevel)
+	if err != nil {
+		return err
+	}
+	src := &routeSource{cfg: file, flags: routes, origins: origins}
+	rs, err := src.routes()
 	if err != nil {
 		return err
 	}
@@ -59,9 +72,6 @@ func serve(ctx context.Context, args []string, log *slog.Logger, stderr io.Write
 	if (*certFile == "") != (*keyFile == "") {
 		return errors.New("-cert and -key go together")
 	}
-	for i := range rs {
-		rs[i].Origins = origins
-	}
 	if *longPoll <= 0 || *idle <= 0 {
 		return errors.New("-long-poll and -session-idle must be positive durations, as in 25s")
 	}
@@ -69,19 +79,28 @@ func serve(ctx context.Context, args []string, log *slog.Logger, stderr io.Write
 	if ping == 0 {
 		ping = -1 // gateway.Options: negative is never
 	}
+	adm := newAdmin(*adminAddr)
 	gw, err := gateway.New(&gateway.Options{
 		Routes:             rs,
 		MaxTunnels:         fitTunnels(*maxTun, openFileLimit(), isSet(fs, "max-tunnels"), log),
 		PingInterval:       ping,
 		LongPoll:           *longPoll,
 		SessionIdleTimeout: *idle,
+		HandshakeTimeout:   *handshake,
 		Logger:             log,
+		Metrics:            adm.metrics(),
 	})
 	if err != nil {
 		return err
 	}
+	if *check {
+		fmt.Fprintf(stdout, "%s: ok (%d routes)\n", *confFile, len(rs))
+		return nil
+	}
+	hup, stopHup := hangups(*confFile)
+	defer stopHup()
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 3) // the HTTP, HTTPS and admin listeners
 	if *listen != "" {
 		ln, err := net.Listen("tcp", *listen)
 		if err != nil {
@@ -102,11 +121,19 @@ func serve(ctx context.Context, args []string, log *slog.Logger, stderr io.Write
 		log.Info("listening", "url", "https://"+ln.Addr().String()+"/")
 		go func() { errc <- gw.ServeTLS(ln, cfg) }()
 	}
-
-	select {
-	case err := <-errc:
+	if err := adm.start(gw, log, errc); err != nil {
 		return err
-	case <-ctx.Done():
+	}
+
+	for running := true; running; {
+		select {
+		case err := <-errc:
+			return err
+		case <-hup:
+			src.reload(gw, log)
+		case <-ctx.Done():
+			running = false
+		}
 	}
 	log.Info("shutting down: no new tunnels; open ones may finish", "timeout", *drain)
 	sctx, cancel := context.WithTimeout(context.Background(), *drain)
@@ -114,6 +141,7 @@ func serve(ctx context.Context, args []string, log *slog.Logger, stderr io.Write
 	if err := gw.Shutdown(sctx); err != nil {
 		log.Warn("shutdown deadline passed; closed the tunnels still open", "err", err)
 	}
+	adm.stop()
 	log.Info("stopped")
 	return nil
 }
