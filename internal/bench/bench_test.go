@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/porthole/porthole/internal/proc"
 )
 
 // The loads.
@@ -32,8 +34,8 @@ func TestMain(m *testing.M) {
 	if lib := os.Getenv(wsRelayEnv); lib != "" {
 		os.Exit(wsRelayMain(lib, os.Getenv(wsRelayRoutesEnv)))
 	}
-	if routes := os.Getenv(helperEnv); routes != "" {
-		os.Exit(gatewayMain(routes))
+	if code, ok := proc.GatewayMain(); ok {
+		os.Exit(code)
 	}
 	code := m.Run()
 	stopEnv()
@@ -192,7 +194,7 @@ func benchTunnelRate(b *testing.B, p path) {
 	)
 	var cpu0 time.Duration
 	if p.relay != 0 {
-		cpu0, _ = procCPU(p.relay)
+		cpu0, _ = proc.CPU(p.relay)
 	}
 	b.ResetTimer()
 	for range min(rateWorkers, b.N) {
@@ -219,7 +221,7 @@ func benchTunnelRate(b *testing.B, p path) {
 	if p.relay != 0 {
 		// A socat child still finishing is counted once reaped: at most
 		// rateWorkers of b.N. The resolution (10ms) needs b.N in thousands.
-		cpu1, err := procCPU(p.relay)
+		cpu1, err := proc.CPU(p.relay)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -366,7 +368,7 @@ func socatIdle(s *socatProc) (float64, error) {
 	}
 	var pss int64
 	for _, pid := range kids {
-		kib, err := procKiB(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss")
+		kib, err := proc.KiB(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss")
 		if err != nil {
 			return 0, err
 		}
@@ -378,8 +380,8 @@ func socatIdle(s *socatProc) (float64, error) {
 // idlePorthole measures the porthole path name on fresh gateway processes.
 func idlePorthole(b *testing.B, e *env, name string) {
 	idleProc(b, name,
-		func() (*gatewayProc, error) { return startGateway(e.routes(), nil, "", *gwMemProfile) },
-		func(g *gatewayProc) path { return portholePath(name, g) })
+		func() (*proc.Helper, error) { return startGateway(e.routes(), nil, "", *gwMemProfile) },
+		func(g *proc.Helper) path { return portholePath(name, g) })
 }
 
 // idleProc measures what idle tunnels cost a relay that runs as a helper
@@ -387,8 +389,8 @@ func idlePorthole(b *testing.B, e *env, name string) {
 // process with start, opens the tunnels with the path pathTo gives for it,
 // and takes the growth of its figures (procIdle). The figures are recorded
 // under name.
-func idleProc(b *testing.B, name string, start func() (*gatewayProc, error), pathTo func(*gatewayProc) path) {
-	var sum gatewayStats
+func idleProc(b *testing.B, name string, start func() (*proc.Helper, error), pathTo func(*proc.Helper) path) {
+	var sum proc.Stats
 	var iters int64
 	for b.Loop() {
 		g, err := start()
@@ -396,7 +398,7 @@ func idleProc(b *testing.B, name string, start func() (*gatewayProc, error), pat
 			b.Fatal(err)
 		}
 		d, err := procIdle(g, pathTo(g))
-		g.stop()
+		g.Stop()
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -426,8 +428,8 @@ func idleProc(b *testing.B, name string, start func() (*gatewayProc, error), pat
 
 // procIdle warms g up, then opens idleTunnels tunnels through it along p and
 // returns the growth of g's figures.
-func procIdle(g *gatewayProc, p path) (gatewayStats, error) {
-	var d gatewayStats
+func procIdle(g *proc.Helper, p path) (proc.Stats, error) {
+	var d proc.Stats
 	warm, err := openIdle(p, idleWorkers)
 	if err != nil {
 		return d, err
@@ -436,7 +438,7 @@ func procIdle(g *gatewayProc, p path) (gatewayStats, error) {
 	if err := waitTunnels(g, 0); err != nil {
 		return d, err
 	}
-	before, err := g.stats()
+	before, err := g.Stats()
 	if err != nil {
 		return d, err
 	}
@@ -445,14 +447,14 @@ func procIdle(g *gatewayProc, p path) (gatewayStats, error) {
 		return d, err
 	}
 	defer closeAll(conns)
-	after, err := g.stats()
+	after, err := g.Stats()
 	if err != nil {
 		return d, err
 	}
 	if after.Tunnels != idleTunnels {
 		return d, fmt.Errorf("%s: the relay counts %d open tunnels, want %d", p.name, after.Tunnels, idleTunnels)
 	}
-	return gatewayStats{
+	return proc.Stats{
 		RSS:          after.RSS - before.RSS,
 		RSSScavenged: after.RSSScavenged - before.RSSScavenged,
 		HeapAlloc:    after.HeapAlloc - before.HeapAlloc,
@@ -463,11 +465,11 @@ func procIdle(g *gatewayProc, p path) (gatewayStats, error) {
 	}, nil
 }
 
-// waitTunnels waits, up to procTimeout, until g counts n open tunnels.
-func waitTunnels(g *gatewayProc, n int) error {
-	deadline := time.Now().Add(procTimeout)
+// waitTunnels waits, up to proc.Timeout, until g counts n open tunnels.
+func waitTunnels(g *proc.Helper, n int) error {
+	deadline := time.Now().Add(proc.Timeout)
 	for {
-		st, err := g.stats()
+		st, err := g.Stats()
 		if err != nil {
 			return err
 		}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/porthole/porthole/internal/proc"
 )
 
 // BenchmarkWSLib* choose the WebSocket library for porthole's WebSocket
@@ -43,7 +45,7 @@ func wsStreamSize() int64 {
 type wsEnv struct {
 	echo, sink *backend
 	mu         sync.Mutex
-	relays     map[string]*gatewayProc // by library
+	relays     map[string]*proc.Helper // by library
 }
 
 var (
@@ -62,7 +64,7 @@ func getWSEnv(b *testing.B) *wsEnv {
 }
 
 func startWSEnv() (*wsEnv, error) {
-	e := &wsEnv{relays: make(map[string]*gatewayProc)}
+	e := &wsEnv{relays: make(map[string]*proc.Helper)}
 	var err error
 	if e.echo, err = startBackend(serveEcho); err != nil {
 		return nil, err
@@ -79,12 +81,12 @@ func (e *wsEnv) routes() string {
 }
 
 // startWSRelay starts a relay process for lib.
-func (e *wsEnv) startWSRelay(lib wsLib) (*gatewayProc, error) {
-	return startHelper(nil, wsRelayEnv+"="+lib.name, wsRelayRoutesEnv+"="+e.routes())
+func (e *wsEnv) startWSRelay(lib wsLib) (*proc.Helper, error) {
+	return proc.StartHelper(nil, nil, wsRelayEnv+"="+lib.name, wsRelayRoutesEnv+"="+e.routes())
 }
 
 // relay returns lib's long-lived relay process, starting it on first use.
-func (e *wsEnv) relay(lib wsLib) (*gatewayProc, error) {
+func (e *wsEnv) relay(lib wsLib) (*proc.Helper, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if g := e.relays[lib.name]; g != nil {
@@ -105,7 +107,7 @@ func stopWSEnv() {
 		return
 	}
 	for _, g := range e.relays {
-		g.stop()
+		g.Stop()
 	}
 	e.echo.close()
 	e.sink.close()
@@ -117,14 +119,14 @@ func wsKey(lib string) string { return "wslib/" + lib }
 
 // wsPath is the path through relay process g with lib's client; its
 // figures are recorded under wsKey.
-func wsPath(lib wsLib, g *gatewayProc) path {
-	base := "ws://" + strings.TrimPrefix(g.url, "http://") + "/"
+func wsPath(lib wsLib, g *proc.Helper) path {
+	base := "ws://" + g.Addr + "/"
 	return path{
 		name: wsKey(lib.name),
 		dial: func(ctx context.Context, svc string) (net.Conn, error) {
 			return lib.dial(ctx, base+svc)
 		},
-		relay: g.cmd.Process.Pid,
+		relay: g.PID(),
 	}
 }
 
@@ -155,7 +157,7 @@ func BenchmarkWSLibStream(b *testing.B) {
 			msg[i] = byte(i)
 		}
 		b.SetBytes(size)
-		cpu0, err := procCPU(p.relay)
+		cpu0, err := proc.CPU(p.relay)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -164,7 +166,7 @@ func BenchmarkWSLibStream(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		cpu1, err := procCPU(p.relay)
+		cpu1, err := proc.CPU(p.relay)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -244,8 +246,8 @@ func BenchmarkWSLibIdleMemory(b *testing.B) {
 	for _, lib := range wsLibs {
 		b.Run(lib.name, func(b *testing.B) {
 			idleProc(b, wsKey(lib.name),
-				func() (*gatewayProc, error) { return e.startWSRelay(lib) },
-				func(g *gatewayProc) path { return wsPath(lib, g) })
+				func() (*proc.Helper, error) { return e.startWSRelay(lib) },
+				func(g *proc.Helper) path { return wsPath(lib, g) })
 		})
 	}
 }

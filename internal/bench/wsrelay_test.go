@@ -19,6 +19,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 	gorilla "github.com/gorilla/websocket"
+	"github.com/porthole/porthole/internal/proc"
 	"golang.org/x/sys/unix"
 )
 
@@ -145,9 +146,7 @@ func wsRelayMain(lib, routes string) int {
 		}
 		r.backends[p] = addr
 	}
-	lf := os.NewFile(3, "listener")
-	ln, err := net.FileListener(lf)
-	lf.Close()
+	ln, err := proc.Listener()
 	if err != nil {
 		return fail(err)
 	}
@@ -156,7 +155,7 @@ func wsRelayMain(lib, routes string) int {
 			fmt.Fprintf(os.Stderr, "bench wsrelay %s: %v\n", lib, err)
 		}
 	}()
-	err = answerStats(r.count, "")
+	err = proc.AnswerStats(r.count, "")
 	ln.Close()
 	if err != nil {
 		return fail(err)
