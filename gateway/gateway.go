@@ -261,15 +261,29 @@ func (g *Gateway) serveRoute(w http.ResponseWriter, r *http.Request, rt *route) 
 		conn:    tun,
 		backend: be,
 		start:   time.Now(),
+		stop:    make(chan struct{}),
 		done:    func() { rt.state.release(client) },
 	}
 	g.tunnels.start(t, g.run)
 }
 
+// A lingerer is a tunnel connection whose client may still collect bytes
+// after the relay has closed it (a poll session): Finished is closed once
+// the client is done with it.
+type lingerer interface{ Finished() <-chan struct{} }
+
 // run carries t until it ends and logs one line about it.
 func (g *Gateway) run(t *tunnel) {
 	g.metrics.tunnelOpened(t.route, t.carrier)
 	st, err := t.backend.Serve(t.conn)
+	// A poll session outlives its relay until the client has collected
+	// the end: it stays a tunnel until then, or until Shutdown cuts it.
+	if l, ok := t.conn.(lingerer); ok {
+		select {
+		case <-l.Finished():
+		case <-t.stop:
+		}
+	}
 	g.metrics.tunnelClosed(t.route, t.carrier, st)
 	level, msg := slog.LevelInfo, "tunnel closed"
 	attrs := []any{

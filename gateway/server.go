@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"time"
 )
 
 // Serve accepts HTTP connections on ln and serves them until Shutdown. It
@@ -66,9 +67,13 @@ func (g *Gateway) Ready() bool {
 	return !g.shutdown
 }
 
-// Shutdown stops accepting connections and new tunnels, then waits for the
-// open tunnels to end. When ctx ends first, it closes the tunnels still
-// open and the connections still in a handshake, and returns ctx's error.
+// Shutdown refuses new tunnels (503), then waits for the open ones to
+// end, then stops the servers. The servers keep answering while the
+// tunnels drain, since a poll session needs new requests to move its
+// bytes; readiness (Ready) is false from the start. When ctx ends first,
+// Shutdown closes the tunnels still open, gives the answers they wake (a
+// poll receive learning its end) a moment to go out, closes the servers
+// and the connections still in a handshake, and returns ctx's error.
 // Tunnels accepted through Handler on another server are drained too.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.mu.Lock()
@@ -79,19 +84,27 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	}
 	g.mu.Unlock()
 
-	g.tunnels.mu.Lock()
-	g.tunnels.draining = true
-	g.tunnels.mu.Unlock()
-
 	var errs []error
-	for _, s := range servers {
-		if err := s.Shutdown(ctx); err != nil {
-			s.Close()
-			errs = append(errs, err)
-		}
-	}
-	if err := g.tunnels.drain(ctx); err != nil && len(errs) == 0 {
+	if err := g.tunnels.drain(ctx); err != nil {
 		errs = append(errs, err)
+	}
+	serversCtx := ctx
+	if ctx.Err() != nil {
+		var cancel context.CancelFunc
+		serversCtx, cancel = context.WithTimeout(context.Background(), lastAnswers)
+		defer cancel()
+	}
+	for _, s := range servers {
+		if err := s.Shutdown(serversCtx); err != nil {
+			s.Close()
+			if len(errs) == 0 {
+				errs = append(errs, err)
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
+
+// lastAnswers bounds, after the shutdown deadline, how long the servers
+// may finish the answers in flight.
+const lastAnswers = 500 * time.Millisecond

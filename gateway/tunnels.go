@@ -18,8 +18,9 @@ type tunnel struct {
 	conn                   net.Conn
 	backend                service.Backend
 	start                  time.Time
-	done                   func()      // runs when the tunnel has ended
-	cut                    atomic.Bool // Shutdown closed it at its deadline
+	done                   func()        // runs when the tunnel has ended
+	cut                    atomic.Bool   // Shutdown closed it at its deadline
+	stop                   chan struct{} // closed with cut
 }
 
 // end says why t ended, for its log line, from what its relay returned:
@@ -119,6 +120,7 @@ func (r *registry) drain(ctx context.Context) error {
 	r.mu.Lock()
 	for t := range r.open {
 		t.cut.Store(true)
+		close(t.stop)
 		t.conn.Close()
 	}
 	r.mu.Unlock()

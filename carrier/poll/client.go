@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/porthole/porthole/carrier"
@@ -343,6 +344,10 @@ func (r received) release() {
 	}
 }
 
+// maxRefused is how many refused connections in a row end a session: a
+// gateway that restarts has lost it anyway.
+const maxRefused = 3
+
 // A receive's answer cut on its way is asked for again, this many times in
 // a row at most.
 const maxCuts = 100
@@ -408,8 +413,19 @@ func readAll(r io.Reader, buf []byte) ([]byte, error) {
 func (c *Conn) exchange(method, op string, h http.Header, body []byte, timeout time.Duration) (*http.Response, error) {
 	b := backoff.Backoff{Base: 20 * time.Millisecond, Max: 2 * time.Second}
 	start := time.Now()
+	refused := 0
 	for {
 		resp, err := c.send(method, op, h, body, timeout)
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			// Nothing listens where the gateway was: it is gone, and its
+			// sessions with it (they live in its memory).
+			if refused++; refused >= maxRefused {
+				c.gone.Store(true)
+				return nil, fmt.Errorf("the gateway refuses connections, so the poll session is gone with it: %w", err)
+			}
+		} else {
+			refused = 0
+		}
 		if err == nil && isGateways(resp) {
 			switch resp.StatusCode {
 			case http.StatusNotFound:

@@ -75,6 +75,7 @@ func (s *Server) Accept(w http.ResponseWriter, r *http.Request) (net.Conn, error
 		local:       localAddr(r),
 		peer:        remoteAddr(r),
 		idleTimeout: s.idleTimeout(),
+		finished:    make(chan struct{}),
 	}
 	sess.forget = func() { s.remove(key, sess) }
 	sess.expire = time.AfterFunc(sess.idleTimeout, sess.timeout)

@@ -28,6 +28,7 @@ type session struct {
 	writing     bool        // WriteTo is writing bytes of in, under mu
 	forget      func()      // removes the session from its server
 	forgetOnce  sync.Once
+	finished    chan struct{} // closed when the session is gone
 }
 
 // Errors a session's two ends see when the other goes away.
@@ -94,10 +95,16 @@ func (s *session) end(inErr, outErr error) {
 			s.out.err = outErr
 		}
 		s.broadcast()
+		close(s.finished)
 	}
 	s.mu.Unlock()
 	s.forgetOnce.Do(s.forget)
 }
+
+// Finished is closed once the session is gone: the client closed it, or
+// it expired. Until then, after the relay has closed it, the client may
+// still collect its bytes and its end.
+func (s *session) Finished() <-chan struct{} { return s.finished }
 
 // CloseWrite passes the service's end of stream to the client, after the
 // bytes written before it.

@@ -24,22 +24,6 @@ import (
 // carrierNames are the values of connect -carrier each fault is tried with.
 var carrierNames = []string{"raw", "websocket", "poll"}
 
-// Known bugs of the poll carrier at shutdown, which the tests below skip
-// over for poll alone, saying so; remove each once it is fixed.
-const (
-	// Gateway.Shutdown calls http.Server.Shutdown first, which closes the
-	// listeners at once and every keep-alive connection as soon as it is
-	// idle: a poll session needs new requests, and so new connections, to
-	// move bytes, so it stalls for the whole drain and is cut at the
-	// deadline.
-	pollDrainBug = "known bug: a poll tunnel moves no bytes while the gateway drains (http.Server.Shutdown closes the listener and idle connections the session's next requests need)"
-	// Once the gateway is gone, every request of a poll session is refused,
-	// and the client retries each for poll.Options.GiveUp (60 s by default)
-	// before its tunnel fails; raw and WebSocket see the end at once. The
-	// gateway closes the session only after http.Server.Close has dropped
-	// the pending long poll, so it cannot answer it with the end either.
-	pollGoneBug = "known bug: a poll client sees its tunnel end only after GiveUp (60 s) once the gateway that closed it at shutdown has exited"
-)
 
 // forCarriers runs test as a parallel subtest for each carrier.
 func forCarriers(t *testing.T, test func(t *testing.T, carrier string)) {
@@ -189,15 +173,11 @@ func TestGatewayRestart(t *testing.T) {
 		// connection reads its end, and once it is closed too (connect
 		// keeps the other direction open until then: a half-close), connect
 		// logs the tunnel's end.
-		if carrier == "poll" {
-			t.Log(pollGoneBug + "; not waiting for it")
-		} else {
-			if n, err := open.Read(make([]byte, 1)); n != 0 || (err != io.EOF && !testgw.IsReset(err)) {
-				t.Fatalf("the local connection whose tunnel the gateway closed read %d bytes, %v; want EOF or a reset", n, err)
-			}
-			open.Close()
-			c.waitCount(tunnelClosedRe, 1)
+		if n, err := open.Read(make([]byte, 1)); n != 0 || (err != io.EOF && !testgw.IsReset(err)) {
+			t.Fatalf("the local connection whose tunnel the gateway closed read %d bytes, %v; want EOF or a reset", n, err)
 		}
+		open.Close()
+		c.waitCount(tunnelClosedRe, 1)
 
 		waited := dial(t, local)
 		if _, err := io.WriteString(waited, "waited\n"); err != nil {
@@ -236,9 +216,6 @@ func TestServeShutdownDrainsEachCarrier(t *testing.T) {
 
 		g.signal(syscall.SIGTERM)
 		g.waitLog(regexp.MustCompile(`shutting down`))
-		if carrier == "poll" {
-			t.Skip(pollDrainBug)
-		}
 		// More than one exchange, so a poll session makes new requests
 		// (and may need new connections) while the gateway drains.
 		want := "before\n"
@@ -298,9 +275,6 @@ func TestServeShutdownDeadlineEachCarrier(t *testing.T) {
 		}
 		g.waitLog(regexp.MustCompile(`shutdown deadline passed`))
 		// The client sees its tunnel end, and exits.
-		if carrier == "poll" {
-			t.Skip(pollGoneBug)
-		}
 		if code := c.wait(); code != 0 && code != 1 {
 			t.Errorf("connect exited %d after the gateway closed its tunnel, want 0 or 1", code)
 		}
