@@ -8,7 +8,6 @@ import (
 	"net"
 	"testing"
 
-	"github.com/porthole/porthole"
 	"github.com/porthole/porthole/gateway"
 	"github.com/porthole/porthole/internal/testgw"
 	"github.com/porthole/porthole/service"
@@ -50,24 +49,48 @@ func halfCloseGateway(t *testing.T) (gw *testgw.Gateway, sent []byte, replies ma
 	}
 }
 
+// TestHalfClose moves 1 MiB each way over every carrier: to the echo, to
+// a TCP echo backend, and to services that reply only after the client's
+// CloseWrite. The client half-closes and still reads the whole reply, then
+// EOF.
 func TestHalfClose(t *testing.T) {
 	gw, sent, routes := halfCloseGateway(t)
-	for _, base := range []struct {
-		name, url string
-		d         *porthole.Dialer
-	}{
-		{"http", gw.URL, nil},
-		{"https", gw.TLSURL, &porthole.Dialer{Fingerprint: gw.Pin}},
-	} {
+	for _, b := range bases(gw) {
 		for path, want := range routes {
-			t.Run(base.name+path, func(t *testing.T) {
-				conn := mustDial(t, base.url+path, base.d, waitLimit)
+			t.Run(b.name+path, func(t *testing.T) {
+				conn := mustDial(t, b.url+path, b.d, waitLimit)
 				got := sendThenCloseWrite(t, conn, sent)
 				if !bytes.Equal(got, want) {
 					t.Fatalf("after CloseWrite the client received %d bytes %.40q, want %d bytes %.40q", len(got), got, len(want), want)
 				}
+				if n, err := conn.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+					t.Errorf("Read after the end = %d, %v; want 0, EOF", n, err)
+				}
 			})
 		}
+	}
+}
+
+// TestServiceEnds: over every carrier, a service that sends and closes
+// ends the client's stream with EOF after every byte, though the client
+// never half-closed.
+func TestServiceEnds(t *testing.T) {
+	payload := make([]byte, 3<<20+3)
+	rand.Read(payload)
+	gw := startGateway(t, gateway.Options{Routes: []gateway.Route{
+		{Path: "/send", Service: service.Handler(func(c net.Conn) {
+			c.Write(payload)
+			c.Close()
+		})},
+	}})
+	for _, b := range bases(gw) {
+		t.Run(b.name, func(t *testing.T) {
+			conn := mustDial(t, b.url+"/send", b.d, waitLimit)
+			got, err := io.ReadAll(conn)
+			if err != nil || !bytes.Equal(got, payload) {
+				t.Fatalf("ReadAll = %d bytes, %v; want the %d sent, then EOF", len(got), err, len(payload))
+			}
+		})
 	}
 }
 

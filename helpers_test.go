@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,3 +73,27 @@ func echoOnce(t testing.TB, conn net.Conn, msg string) {
 
 // closeWriter is what a tunnel implements to half-close.
 type closeWriter interface{ CloseWrite() error }
+
+// base is one way Dial reaches a gateway: a URL prefix and a Dialer.
+type base struct {
+	name, url string
+	d         *porthole.Dialer
+}
+
+// bases are the ways Dial reaches gw over every carrier: raw over http
+// and https, WebSocket over ws://, wss:// and http:// with the carrier
+// named, poll over http and https. Behaviours every carrier must have are
+// tested over all of them.
+func bases(gw *testgw.Gateway) []base {
+	ws := "ws" + strings.TrimPrefix(gw.URL, "http")
+	wss := "wss" + strings.TrimPrefix(gw.TLSURL, "https")
+	return []base{
+		{"raw/http", gw.URL, &porthole.Dialer{Carrier: porthole.Raw}},
+		{"raw/https", gw.TLSURL, &porthole.Dialer{Carrier: porthole.Raw, Fingerprint: gw.Pin}},
+		{"websocket/ws", ws, nil},
+		{"websocket/wss", wss, &porthole.Dialer{Fingerprint: gw.Pin}},
+		{"websocket/http", gw.URL, &porthole.Dialer{Carrier: porthole.WebSocket}},
+		{"poll/http", gw.URL, &porthole.Dialer{Carrier: porthole.Poll}},
+		{"poll/https", gw.TLSURL, &porthole.Dialer{Carrier: porthole.Poll, Fingerprint: gw.Pin}},
+	}
+}

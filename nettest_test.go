@@ -12,19 +12,22 @@ import (
 )
 
 // TestConnContract runs x/net/nettest's net.Conn conformance tests on both
-// ends of a tunnel, plain and over TLS: the connection porthole.Dial returns,
-// and the one a porthole.Listener's Accept returns.
+// ends of a tunnel over every carrier, plain and over TLS: the connection
+// porthole.Dial returns, and the one a porthole.Listener's Accept returns.
 func TestConnContract(t *testing.T) {
-	for _, useTLS := range []bool{false, true} {
-		name := "http"
-		if useTLS {
-			name = "https"
+	for _, c := range carriers {
+		for _, useTLS := range []bool{false, true} {
+			name := c + "/http"
+			if useTLS {
+				name = c + "/https"
+			}
+			t.Run(name, func(t *testing.T) {
+				l, url, d := listenerServer(t, useTLS)
+				d.Carrier = c
+				t.Run("Dialed", func(t *testing.T) { nettest.TestConn(t, tunnelPipe(t, l, url, d, false)) })
+				t.Run("Accepted", func(t *testing.T) { nettest.TestConn(t, tunnelPipe(t, l, url, d, true)) })
+			})
 		}
-		t.Run(name, func(t *testing.T) {
-			l, url, d := listenerServer(t, useTLS)
-			t.Run("Dialed", func(t *testing.T) { nettest.TestConn(t, tunnelPipe(t, l, url, d, false)) })
-			t.Run("Accepted", func(t *testing.T) { nettest.TestConn(t, tunnelPipe(t, l, url, d, true)) })
-		})
 	}
 }
 

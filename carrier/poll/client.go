@@ -201,10 +201,7 @@ func (c *Conn) sendLoop() {
 	for {
 		c.mu.Lock()
 		for c.out.len() == 0 && !c.out.eof && c.ctx.Err() == nil {
-			ch := c.changed
-			c.mu.Unlock()
-			<-ch
-			c.mu.Lock()
+			c.await(nil)
 		}
 		if c.ctx.Err() != nil {
 			c.mu.Unlock()
@@ -240,10 +237,7 @@ func (c *Conn) recvLoop() {
 	for {
 		c.mu.Lock()
 		for c.in.len() >= c.in.limit && !c.closed {
-			ch := c.changed
-			c.mu.Unlock()
-			<-ch
-			c.mu.Lock()
+			c.await(nil)
 		}
 		k := c.in.next
 		closed := c.closed

@@ -1,6 +1,7 @@
 package poll
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -69,8 +70,8 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) (body []byte,
 // wait for room while it is full. It returns the offset the session now
 // expects next, with 409 when off lies beyond it.
 func (sess *session) take(r *http.Request, off int64, body []byte, eof bool, wait time.Duration) (int64, int) {
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
+	defer cancel()
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
 	for {
@@ -95,18 +96,7 @@ func (sess *session) take(r *http.Request, off int64, body []byte, eof bool, wai
 			return sess.in.next, http.StatusNoContent
 		}
 		// The buffer is full: wait for the service to read some.
-		ch := sess.changed
-		sess.mu.Unlock()
-		timedOut := false
-		select {
-		case <-ch:
-		case <-timer.C:
-			timedOut = true
-		case <-r.Context().Done():
-			timedOut = true
-		}
-		sess.mu.Lock()
-		if timedOut {
+		if sess.await(ctx.Done()) {
 			return sess.in.next, http.StatusNoContent
 		}
 	}
@@ -158,8 +148,8 @@ type reply struct {
 // up to maxBodyBytes from k into a buffer from bodies, waiting up to wait
 // for some. A waiting receive holds no buffer.
 func (sess *session) collect(r *http.Request, k int64, wait time.Duration) reply {
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
+	defer cancel()
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
 	out := &sess.out
@@ -182,18 +172,7 @@ func (sess *session) collect(r *http.Request, k int64, wait time.Duration) reply
 		case out.err != nil:
 			return reply{err: out.err}
 		}
-		ch := sess.changed
-		sess.mu.Unlock()
-		timedOut := false
-		select {
-		case <-ch:
-		case <-timer.C:
-			timedOut = true
-		case <-r.Context().Done():
-			timedOut = true
-		}
-		sess.mu.Lock()
-		if timedOut {
+		if sess.await(ctx.Done()) {
 			return reply{}
 		}
 	}

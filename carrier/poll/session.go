@@ -188,12 +188,6 @@ func (s *session) WriteTo(w io.Writer) (int64, error) {
 			}
 			return total, err
 		}
-		ch := s.changed
-		s.mu.Unlock()
-		select {
-		case <-ch:
-		case <-s.rd.done():
-		}
-		s.mu.Lock()
+		s.await(s.rd.done())
 	}
 }

@@ -40,6 +40,21 @@ func (s *stream) broadcast() {
 	s.changed = make(chan struct{})
 }
 
+// await waits until the state changes or stop is closed, and reports
+// whether stop ended the wait. It is called with s.mu held, and returns
+// with it held again.
+func (s *stream) await(stop <-chan struct{}) (stopped bool) {
+	ch := s.changed
+	s.mu.Unlock()
+	defer s.mu.Lock()
+	select {
+	case <-ch:
+		return false
+	case <-stop:
+		return true
+	}
+}
+
 // Read reads bytes that arrived, waiting for some.
 func (s *stream) Read(p []byte) (int, error) {
 	s.mu.Lock()
@@ -62,13 +77,7 @@ func (s *stream) Read(p []byte) (int, error) {
 			}
 			return n, err
 		}
-		ch := s.changed
-		s.mu.Unlock()
-		select {
-		case <-ch:
-		case <-s.rd.done():
-		}
-		s.mu.Lock()
+		s.await(s.rd.done())
 	}
 }
 
@@ -99,13 +108,7 @@ func (s *stream) Write(p []byte) (int, error) {
 			s.mu.Unlock()
 			return n, nil
 		}
-		ch := s.changed
-		s.mu.Unlock()
-		select {
-		case <-ch:
-		case <-s.wd.done():
-		}
-		s.mu.Lock()
+		s.await(s.wd.done())
 	}
 }
 

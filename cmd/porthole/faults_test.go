@@ -24,7 +24,6 @@ import (
 // carrierNames are the values of connect -carrier each fault is tried with.
 var carrierNames = []string{"raw", "websocket", "poll"}
 
-
 // forCarriers runs test as a parallel subtest for each carrier.
 func forCarriers(t *testing.T, test func(t *testing.T, carrier string)) {
 	for _, c := range carrierNames {
