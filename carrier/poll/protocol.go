@@ -85,7 +85,7 @@ func parseOffset(h http.Header, name string) (int64, error) {
 		return 0, fmt.Errorf("missing %s header", name)
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 || v[0] == '+' {
+	if err != nil || n < 0 || v[0] < '0' || v[0] > '9' {
 		return 0, fmt.Errorf("%s %q is not a stream offset (a decimal number from 0)", name, v)
 	}
 	return n, nil

@@ -290,8 +290,28 @@ func (c *conn) readText(p []byte) (int, error) {
 // fail closes the WebSocket with code and reason, as a protocol error.
 func (c *conn) fail(code int, reason string) error {
 	c.trySendClose(code, reason)
+	c.linger()
 	c.ws.NetConn().Close()
 	return &websocket.CloseError{Code: code, Text: reason}
+}
+
+// lingerTime bounds how long a tunnel that failed reads and drops what
+// the peer still sends after the Close.
+const lingerTime = time.Second
+
+// linger ends the writing side after the Close frame, then reads and drops
+// what the peer still sends, until it ends or lingerTime passes. Closing
+// with the peer's bytes unread would make the kernel reset the connection,
+// and a reset destroys what the peer has not read yet: the echo and the
+// Close frame that says why the tunnel failed (net/http's closeWriteAndWait
+// avoids the same). It runs on the reading goroutine.
+func (c *conn) linger() {
+	nc := c.ws.NetConn()
+	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	nc.SetReadDeadline(time.Now().Add(lingerTime))
+	io.Copy(io.Discard, nc)
 }
 
 // readError maps a read error: the peer's normal Close is EOF, and so is
@@ -311,6 +331,12 @@ func (c *conn) readError(err error) error {
 		// Close for a length field it cannot hold (its top bit set): a
 		// protocol error. After gorilla's Close this sends nothing.
 		c.trySendClose(websocket.CloseProtocolError, "invalid frame length")
+	}
+	var ne net.Error
+	if !c.peerClosed.Load() && !errors.As(err, &ne) {
+		// gorilla has sent its Close for a protocol error or a message
+		// over the limit; the peer may still be sending.
+		c.linger()
 	}
 	return err
 }
