@@ -1,14 +1,8 @@
 package porthole_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"net"
 	"net/http"
 	"strings"
@@ -111,16 +105,13 @@ func TestAuthFailuresSlowed(t *testing.T) {
 // certificate they signed, over every carrier; without a certificate it
 // answers 401, with one from another CA 403.
 func TestClientCertAuth(t *testing.T) {
-	ca, caKey := newCA(t, "clients")
-	other, otherKey := newCA(t, "strangers")
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
+	ca := testgw.NewCA(t, "clients")
 	gw := startGateway(t, gateway.Options{Routes: []gateway.Route{{
 		Path: "/mtls", Service: service.Echo{},
-		Auth: &gateway.Auth{ClientCAs: pool},
+		Auth: &gateway.Auth{ClientCAs: ca.Pool()},
 	}}})
-	good := clientCert(t, ca, caKey)
-	bad := clientCert(t, other, otherKey)
+	good := ca.ClientCert(t)
+	bad := testgw.NewCA(t, "strangers").ClientCert(t)
 	dialer := func(certs ...tls.Certificate) porthole.Dialer {
 		return porthole.Dialer{Fingerprint: gw.Pin, TLSConfig: &tls.Config{Certificates: certs}}
 	}
@@ -206,44 +197,4 @@ func dialWhenFree(t *testing.T, url, carrierName string) net.Conn {
 			t.Fatalf("Dial %s over %s: %v", url, carrierName, err)
 		}
 	}
-}
-
-// newCA makes a self-signed CA certificate.
-func newCA(t *testing.T, name string) (*x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return cert, key
-}
-
-// clientCert makes a client certificate signed by ca.
-func clientCert(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey) tls.Certificate {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "client"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
