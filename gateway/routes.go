@@ -25,9 +25,20 @@ type routeTable struct {
 	clientCerts bool
 }
 
-// carrierNames are the carriers a route can allow, in the order they are
-// tried on a request.
-var carrierNames = []string{raw.Name, websocket.Name, poll.Name}
+// Carriers names the carriers a route can allow (Route.Carriers), in the
+// order they are tried on a request.
+var Carriers = []string{raw.Name, websocket.Name, poll.Name}
+
+// CheckPath says what is wrong with a route path, or returns nil.
+func CheckPath(path string) error {
+	switch {
+	case !strings.HasPrefix(path, "/") || path == "/":
+		return fmt.Errorf("route path %q must start with / and name a service, as in /echo", path)
+	case strings.ContainsAny(path, "?#"):
+		return fmt.Errorf("route path %q holds a query or fragment, which no request path matches", path)
+	}
+	return nil
+}
 
 // SetRoutes replaces the gateway's routes, as a configuration reload does.
 // New and changed routes take effect for the requests that follow; open
@@ -74,15 +85,15 @@ func (g *Gateway) SetRoutes(routes []Route) error {
 // newRoute checks r and builds its carriers; state is the route's own,
 // kept across reloads, and gets its poll carrier here the first time.
 func newRoute(r Route, o Options, state *routeState) (*route, error) {
-	if !strings.HasPrefix(r.Path, "/") || r.Path == "/" {
-		return nil, fmt.Errorf("route path %q must start with / and name a service, as in /echo", r.Path)
+	if err := CheckPath(r.Path); err != nil {
+		return nil, err
 	}
 	if r.Service == nil {
 		return nil, fmt.Errorf("route %s has no service", r.Path)
 	}
 	for _, name := range r.Carriers {
-		if !slices.Contains(carrierNames, name) {
-			return nil, fmt.Errorf("route %s: unknown carrier %q; use %s", r.Path, name, strings.Join(carrierNames, ", "))
+		if !slices.Contains(Carriers, name) {
+			return nil, fmt.Errorf("route %s: unknown carrier %q; use %s", r.Path, name, strings.Join(Carriers, ", "))
 		}
 	}
 	if r.Auth != nil && len(r.Auth.Tokens) == 0 && r.Auth.ClientCAs == nil {

@@ -29,6 +29,8 @@ func TestParse(t *testing.T) {
 		{"tcp://127.0.0.1", "needs a host and a port", false},
 		{"tcp://:22", "needs a host and a port", false},
 		{"tcp://127.0.0.1:", "needs a host and a port", false},
+		{"tcp://127.0.0.1:99999", "port 99999 is not a port", false},
+		{"tcp://127.0.0.1:0", "port 0 is not a port", false},
 	} {
 		t.Run(tc.target, func(t *testing.T) {
 			s, err := service.Parse(tc.target)

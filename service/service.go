@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -61,6 +62,9 @@ func Parse(target string) (Service, error) {
 	host, port, err := net.SplitHostPort(u.Host)
 	if err != nil || host == "" || port == "" || strings.ContainsAny(port, "/") {
 		return nil, fmt.Errorf("service %q: a tcp target needs a host and a port, as in tcp://127.0.0.1:22", target)
+	}
+	if n, err := strconv.Atoi(port); err == nil && (n < 1 || n > 65535) {
+		return nil, fmt.Errorf("service %q: port %d is not a port; use 1 to 65535", target, n)
 	}
 	return &TCP{Addr: u.Host}, nil
 }

@@ -34,9 +34,6 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 
-	"github.com/porthole/porthole/carrier/poll"
-	"github.com/porthole/porthole/carrier/raw"
-	"github.com/porthole/porthole/carrier/websocket"
 	"github.com/porthole/porthole/gateway"
 	"github.com/porthole/porthole/service"
 )
@@ -293,9 +290,6 @@ func (c *checker) file(p string) string {
 	return filepath.Join(c.dir, p)
 }
 
-// carriers are the names a route's carriers list takes.
-var carriers = []string{raw.Name, websocket.Name, poll.Name}
-
 // route checks one [[route]] table; at is its path in the line index.
 func (c *checker) route(at string, r *fileRoute) (gateway.Route, bool) {
 	n := len(c.errs)
@@ -304,8 +298,10 @@ func (c *checker) route(at string, r *fileRoute) (gateway.Route, bool) {
 	case r.Path == "":
 		c.fail(at, "[[route]] has no path; give one, as in path = \"/echo\"")
 		name = "route"
-	case !strings.HasPrefix(r.Path, "/") || r.Path == "/":
-		c.fail(at+".path", "route path %q must start with / and name a service, as in /echo", r.Path)
+	default:
+		if err := gateway.CheckPath(r.Path); err != nil {
+			c.fail(at+".path", "%v", err)
+		}
 	}
 	var svc service.Service
 	if r.Target == "" {
@@ -316,8 +312,8 @@ func (c *checker) route(at string, r *fileRoute) (gateway.Route, bool) {
 		svc = s
 	}
 	for i, cr := range r.Carriers {
-		if !slices.Contains(carriers, cr) {
-			c.fail(indexed(at+".carriers", i), "%s: unknown carrier %q; use %s", name, cr, strings.Join(carriers, ", "))
+		if !slices.Contains(gateway.Carriers, cr) {
+			c.fail(indexed(at+".carriers", i), "%s: unknown carrier %q; use %s", name, cr, strings.Join(gateway.Carriers, ", "))
 		}
 	}
 	if _, ok := c.lines[at+".carriers"]; ok && len(r.Carriers) == 0 {
