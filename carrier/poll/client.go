@@ -100,32 +100,63 @@ func Dial(ctx context.Context, u *url.URL, o *Options) (*Conn, error) {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 
-	req, err := c.request(ctx, http.MethodPost, "", nil)
+	token, err := c.open(ctx)
 	if err != nil {
 		c.closeTransport()
 		return nil, err
 	}
-	req.Header.Set(CarrierHeader, Name)
-	resp, err := c.client.Do(req)
-	if err != nil {
-		c.closeTransport()
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusCreated {
-		c.closeTransport()
-		return nil, carrier.ReadStatusError(resp)
-	}
-	drain(resp)
-	c.token = resp.Header.Get(SessionHeader)
-	if c.token == "" {
-		c.closeTransport()
-		return nil, fmt.Errorf("the gateway's 201 to the poll open carries no %s header", SessionHeader)
-	}
+	c.token = token
 	c.ctx, c.stop = context.WithCancel(context.Background())
 	c.loops.Add(2)
 	go c.sendLoop()
 	go c.recvLoop()
 	return c, nil
+}
+
+// open opens the session and returns its token. A failure on the way (a
+// lost connection, an intermediary's 502, 503 or 504) is retried until ctx
+// ends: the open is named (OpenHeader), so a retry whose first answer was
+// lost gets the same session.
+func (c *Conn) open(ctx context.Context) (string, error) {
+	id := nonce() + nonce()
+	b := backoff.Backoff{Base: 20 * time.Millisecond, Max: time.Second}
+	for {
+		req, err := c.request(ctx, http.MethodPost, "", nil)
+		if err != nil {
+			return "", err
+		}
+		req.Header.Set(CarrierHeader, Name)
+		req.Header.Set(OpenHeader, id)
+		resp, err := c.client.Do(req)
+		switch {
+		case err == nil && resp.StatusCode == http.StatusCreated:
+			drain(resp)
+			if token := resp.Header.Get(SessionHeader); token != "" {
+				return token, nil
+			}
+			return "", fmt.Errorf("the gateway's 201 to the poll open carries no %s header", SessionHeader)
+		case err == nil:
+			se := carrier.ReadStatusError(resp)
+			if !se.Intermediary || !retriable(se.Code) {
+				return "", se
+			}
+			err = se
+		case !cut(err) || ctx.Err() != nil:
+			return "", err // nothing listens, TLS failed, ...: no retry mends it
+		}
+		select {
+		case <-time.After(b.Next()):
+		case <-ctx.Done():
+			return "", fmt.Errorf("opening the poll session: %w (last: %v)", ctx.Err(), err)
+		}
+	}
+}
+
+// cut reports whether err is a connection cut on the way, which may have
+// lost the request or its answer.
+func cut(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // CloseWrite tells the service the client will send no more, after the

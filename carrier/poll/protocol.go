@@ -50,7 +50,14 @@ const (
 	// OpHeader names the step on a POST, for intermediaries that refuse
 	// PUT or DELETE: send, recv or close.
 	OpHeader = "Porthole-Op"
+	// OpenHeader, on the request that opens a session, is a random name
+	// the client gives the open, so that a retried open whose first answer
+	// was lost gets the same session rather than a second one.
+	OpenHeader = "Porthole-Open"
 )
+
+// maxOpenIDBytes bounds an OpenHeader value.
+const maxOpenIDBytes = 64
 
 // Name is the carrier's name, and the value of CarrierHeader.
 const Name = "poll"

@@ -38,6 +38,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[[sha256.Size]byte]*session
+	opens    map[[sha256.Size]byte]*session // by the SHA-256 of their OpenHeader
 }
 
 // Name returns "poll".
@@ -77,7 +78,12 @@ func (s *Server) Accept(w http.ResponseWriter, r *http.Request) (net.Conn, error
 		idleTimeout: s.idleTimeout(),
 		finished:    make(chan struct{}),
 	}
-	sess.forget = func() { s.remove(key, sess) }
+	openID := r.Header.Get(OpenHeader)
+	var openKey [sha256.Size]byte
+	if openID != "" && len(openID) <= maxOpenIDBytes {
+		openKey = sha256.Sum256([]byte(openID))
+	}
+	sess.forget = func() { s.remove(key, openKey, sess) }
 	sess.expire = time.AfterFunc(sess.idleTimeout, sess.timeout)
 
 	s.mu.Lock()
@@ -90,20 +96,46 @@ func (s *Server) Accept(w http.ResponseWriter, r *http.Request) (net.Conn, error
 	}
 	if s.sessions == nil {
 		s.sessions = make(map[[sha256.Size]byte]*session)
+		s.opens = make(map[[sha256.Size]byte]*session)
 	}
 	s.sessions[key] = sess
+	if openKey != ([sha256.Size]byte{}) {
+		s.opens[openKey] = sess
+	}
 	s.mu.Unlock()
 
 	answer(w, http.StatusCreated, http.Header{SessionHeader: {token}})
 	return sess, nil
 }
 
-// InSession reports whether r belongs to a session: it carries a token.
-func (*Server) InSession(r *http.Request) bool { return r.Header.Get(SessionHeader) != "" }
+// InSession reports whether r belongs to a session: it carries a token,
+// or it repeats the open of a session that is open already (its first
+// answer was lost on the way).
+func (s *Server) InSession(r *http.Request) bool {
+	return r.Header.Get(SessionHeader) != "" || (s.Wants(r) && s.reopened(r) != nil)
+}
+
+// reopened returns the session r opened before, by its OpenHeader.
+func (s *Server) reopened(r *http.Request) *session {
+	id := r.Header.Get(OpenHeader)
+	if id == "" || len(id) > maxOpenIDBytes {
+		return nil
+	}
+	key := sha256.Sum256([]byte(id))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opens[key]
+}
 
 // ServeSession answers a request in a session: a send, a receive or a
 // close. An unknown or expired token gets 404 and nothing more.
 func (s *Server) ServeSession(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get(SessionHeader) == "" {
+		if sess := s.reopened(r); sess != nil {
+			answer(w, http.StatusCreated, http.Header{SessionHeader: {sess.token}})
+			return
+		}
+	}
 	sess := s.lookup(r.Header.Get(SessionHeader))
 	code := http.StatusNotFound
 	if sess != nil {
@@ -149,11 +181,14 @@ func (s *Server) lookup(token string) *session {
 	return sess
 }
 
-func (s *Server) remove(key [sha256.Size]byte, sess *session) {
+func (s *Server) remove(key, openKey [sha256.Size]byte, sess *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.sessions[key] == sess {
 		delete(s.sessions, key)
+	}
+	if s.opens[openKey] == sess {
+		delete(s.opens, openKey)
 	}
 }
 
