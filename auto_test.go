@@ -1,12 +1,10 @@
 package porthole_test
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/porthole/porthole"
@@ -16,30 +14,12 @@ import (
 	"github.com/porthole/porthole/internal/testgw"
 )
 
-// logBuffer collects a Dialer's log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // TestAutoFallsBack: with Upgrade stripped on the way, as many proxies do,
 // auto gets a fast 426 from the gateway for raw and for websocket, falls
 // back to poll, says why in its log, and remembers poll for the gateway.
 func TestAutoFallsBack(t *testing.T) {
 	gw := startGateway(t, gateway.Options{})
-	var log logBuffer
+	var log testgw.Buffer
 	d := &porthole.Dialer{
 		DialContext: editingDialer([]testgw.Edit{testgw.Without("Upgrade", "Connection")}),
 		Logger:      slog.New(slog.NewTextHandler(&log, nil)),
@@ -68,7 +48,7 @@ func TestAutoFallsBack(t *testing.T) {
 func TestAutoPrefersKeepAlives(t *testing.T) {
 	gw := startGateway(t, gateway.Options{})
 	rp := faulty.Start(t, strings.TrimPrefix(gw.URL, "http://"), faulty.Options{})
-	var log logBuffer
+	var log testgw.Buffer
 	d := &porthole.Dialer{Logger: slog.New(slog.NewTextHandler(&log, nil))}
 	conn := mustDial(t, rp.URL()+"/echo", d, waitLimit)
 	echoOnce(t, conn, "relayed")
@@ -78,7 +58,7 @@ func TestAutoPrefersKeepAlives(t *testing.T) {
 		}
 	}
 	// Straight to the gateway, raw is taken.
-	var direct logBuffer
+	var direct testgw.Buffer
 	d.Logger = slog.New(slog.NewTextHandler(&direct, nil))
 	echoOnce(t, mustDial(t, gw.URL+"/echo", d, waitLimit), "direct")
 	if !strings.Contains(direct.String(), "carrier=raw") || strings.Count(direct.String(), "\n") != 1 {
@@ -90,7 +70,7 @@ func TestAutoPrefersKeepAlives(t *testing.T) {
 // once, with the gateway's answer: an unknown route, a dead service.
 func TestAutoStopsEarly(t *testing.T) {
 	gw := startGateway(t, gateway.Options{})
-	var log logBuffer
+	var log testgw.Buffer
 	d := &porthole.Dialer{Logger: slog.New(slog.NewTextHandler(&log, nil))}
 	for path, code := range map[string]int{"/nope": http.StatusNotFound, "/dead": http.StatusBadGateway} {
 		_, err := porthole.Dial(dialContext(t), gw.URL+path, d)

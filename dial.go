@@ -233,11 +233,7 @@ func (d *Dialer) dialUpgrade(ctx context.Context, u *url.URL, name string, px *u
 	}
 	tun, answer, err := handshake(ctx, conn, u, h)
 	if err != nil {
-		var se *StatusError
-		if px != nil && errors.As(err, &se) && se.Intermediary {
-			err = &proxy.Error{Proxy: proxy.Addr(px), Code: se.Code, Reason: se.Reason, SentCredentials: px.User != nil}
-		}
-		return fail(err)
+		return fail(proxyRefusal(err, px))
 	}
 	return netutil.SafeDeadlines(tun), answer, nil
 }
@@ -262,7 +258,7 @@ func (d *Dialer) dialPoll(ctx context.Context, u *url.URL, px *url.URL) (net.Con
 			if resp.StatusCode/100 == 2 {
 				return nil
 			}
-			return &proxy.Error{Proxy: proxy.Addr(px), Code: resp.StatusCode, Reason: http.StatusText(resp.StatusCode), SentCredentials: px.User != nil}
+			return proxyError(px, resp.StatusCode, http.StatusText(resp.StatusCode))
 		}
 	}
 	pu := *u
@@ -281,13 +277,23 @@ func (d *Dialer) dialPoll(ctx context.Context, u *url.URL, px *url.URL) (net.Con
 	}
 	conn, err := poll.Dial(ctx, &pu, &poll.Options{Transport: tr, Header: d.Header, CloseTransport: true})
 	if err != nil {
-		var se *StatusError
-		if px != nil && errors.As(err, &se) && se.Intermediary {
-			err = &proxy.Error{Proxy: proxy.Addr(px), Code: se.Code, Reason: se.Reason, SentCredentials: px.User != nil}
-		}
-		return nil, err
+		return nil, proxyRefusal(err, px)
 	}
 	return conn, nil
+}
+
+// proxyRefusal turns err, when it is an answer that did not come from the
+// gateway and a proxy px is in use, into that proxy's refusal.
+func proxyRefusal(err error, px *url.URL) error {
+	var se *StatusError
+	if px != nil && errors.As(err, &se) && se.Intermediary {
+		return proxyError(px, se.Code, se.Reason)
+	}
+	return err
+}
+
+func proxyError(px *url.URL, code int, reason string) *proxy.Error {
+	return &proxy.Error{Proxy: proxy.Addr(px), Code: code, Reason: reason, SentCredentials: px.User != nil}
 }
 
 func (d *Dialer) handshakeTimeout() time.Duration {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/porthole/porthole/internal/testgw"
 )
 
 // The browser tests drive a real headless Chromium (Debian's chromium
@@ -51,7 +52,7 @@ func startBrowser(t *testing.T) *browser {
 		}
 		t.Skip("no chromium binary on PATH (apt-get install chromium); skipping the browser test")
 	}
-	var out syncBuffer
+	var out testgw.Buffer
 	life, cancelLife := context.WithTimeout(context.Background(), browserLife)
 	alloc, cancelAlloc := chromedp.NewExecAllocator(life,
 		chromedp.ExecPath(path),
@@ -219,22 +220,4 @@ func (tb *tab) report() string {
 func js(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
-}
-
-// syncBuffer is a strings.Builder safe for the browser's output goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -22,23 +22,23 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, sess *session) {
 		return
 	}
 	limit := int64(max(s.bufferBytes(), maxBodyBytes))
+	tooLarge := carrier.Errorf(http.StatusRequestEntityTooLarge, "a send carries at most %d bytes", limit)
 	if r.ContentLength > limit {
-		refuse(w, carrier.Errorf(http.StatusRequestEntityTooLarge, "a send carries at most %d bytes", limit))
+		refuse(w, tooLarge)
 		return
 	}
 	body, release, err := readBody(w, r, limit)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			refuse(w, carrier.Errorf(http.StatusRequestEntityTooLarge, "a send carries at most %d bytes", limit))
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			refuse(w, tooLarge)
 		}
 		return // the client went away mid-body; it will resend
 	}
 	defer release()
 	eof := r.Header.Get(EOFHeader) == "1"
 
-	ack, status := sess.take(r, off, body, eof, s.longPoll())
-	if status == http.StatusConflict {
+	ack, ok := sess.take(r, off, body, eof, s.longPoll())
+	if !ok {
 		refuse(w, &carrier.StatusError{
 			Code:   http.StatusConflict,
 			Reason: "this send starts beyond the bytes the gateway holds; resend from " + AckHeader,
@@ -68,8 +68,8 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) (body []byte,
 // take puts the bytes of body, which starts at stream offset off, that the
 // session has not taken yet into its buffer, as many as fit, waiting up to
 // wait for room while it is full. It returns the offset the session now
-// expects next, with 409 when off lies beyond it.
-func (sess *session) take(r *http.Request, off int64, body []byte, eof bool, wait time.Duration) (int64, int) {
+// expects next, and false when off lies beyond it.
+func (sess *session) take(r *http.Request, off int64, body []byte, eof bool, wait time.Duration) (int64, bool) {
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
 	sess.mu.Lock()
@@ -77,7 +77,7 @@ func (sess *session) take(r *http.Request, off int64, body []byte, eof bool, wai
 	for {
 		next := sess.in.next
 		if off > next {
-			return next, http.StatusConflict
+			return next, false
 		}
 		data := body[min(next-off, int64(len(body))):]
 		if sess.closed || sess.in.err != nil {
@@ -85,7 +85,7 @@ func (sess *session) take(r *http.Request, off int64, body []byte, eof bool, wai
 			// they are taken and dropped; the client learns the end from
 			// its receives.
 			sess.in.next += int64(len(data))
-			return sess.in.next, http.StatusNoContent
+			return sess.in.next, true
 		}
 		taken := sess.in.put(data)
 		if taken == len(data) && eof {
@@ -93,11 +93,11 @@ func (sess *session) take(r *http.Request, off int64, body []byte, eof bool, wai
 		}
 		if taken > 0 || len(data) == 0 {
 			sess.broadcast()
-			return sess.in.next, http.StatusNoContent
+			return sess.in.next, true
 		}
 		// The buffer is full: wait for the service to read some.
 		if sess.await(ctx.Done()) {
-			return sess.in.next, http.StatusNoContent
+			return sess.in.next, true
 		}
 	}
 }

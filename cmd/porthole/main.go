@@ -47,12 +47,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprint(stderr, usage)
 		return flag.ErrHelp
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
 	switch args[0] {
 	case "serve":
-		return serve(ctx, args[1:], log, stdout, stderr)
+		return serve(ctx, args[1:], stdout, stderr)
 	case "connect":
-		return connect(ctx, args[1:], stdin, stdout, log, stderr)
+		return connect(ctx, args[1:], stdin, stdout, slog.New(slog.NewTextHandler(stderr, nil)), stderr)
 	case "hash-token":
 		return hashToken(args[1:], stdin, stdout, stderr)
 	case "help", "-h", "-help", "--help":

@@ -18,7 +18,7 @@ import (
 	"github.com/porthole/porthole/service"
 )
 
-func serve(ctx context.Context, args []string, log *slog.Logger, stdout, stderr io.Writer) error {
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("porthole serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
@@ -57,7 +57,7 @@ func serve(ctx context.Context, args []string, log *slog.Logger, stdout, stderr 
 	if err != nil {
 		return err
 	}
-	log, err = newLogger(stderr, *logFormat, logLevel)
+	log, err := newLogger(stderr, *logFormat, logLevel)
 	if err != nil {
 		return err
 	}

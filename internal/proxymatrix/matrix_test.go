@@ -162,7 +162,7 @@ type tunnel struct {
 // open dials the row's tunnel, checks the carrier auto chose, and echoes
 // the bulk through it.
 func open(t *testing.T, r row) *tunnel {
-	var log lines
+	var log testgw.Buffer
 	d := r.dialer
 	d.Logger = slog.New(slog.NewTextHandler(&log, nil))
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
@@ -186,7 +186,7 @@ func open(t *testing.T, r row) *tunnel {
 // not trust: the dial must fail with a certificate error, at the first
 // carrier, without falling back to anything.
 func untrusted(t *testing.T, gatewayURL string, px func(*url.URL) (*url.URL, error)) {
-	var log lines
+	var log testgw.Buffer
 	d := porthole.Dialer{Proxy: px, Logger: slog.New(slog.NewTextHandler(&log, nil))}
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
@@ -263,22 +263,4 @@ func table() string {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", r.name, r.chose, mbps)
 	}
 	return b.String()
-}
-
-// lines collects log output from several goroutines.
-type lines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
