@@ -117,7 +117,7 @@ func (e *StatusError) Error() string {
 		who = "an intermediary (not the gateway)"
 	}
 	s := fmt.Sprintf("%s answered %d %s", who, e.Code, http.StatusText(e.Code))
-	if e.Reason != "" {
+	if e.Reason != "" && !strings.EqualFold(e.Reason, http.StatusText(e.Code)) {
 		s += ": " + e.Reason
 	}
 	return s

@@ -1,8 +1,11 @@
 package carrier
 
 import (
+	"html"
 	"io"
+	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -10,16 +13,64 @@ import (
 const maxReasonBytes = 4 << 10
 
 // ReadStatusError turns a response that refused a handshake into a
-// *StatusError, its reason taken from the first line of the body, marked
-// as an intermediary's when it lacks the gateway's VersionHeader.
+// *StatusError, its reason read from the body (Reason), marked as an
+// intermediary's when it lacks the gateway's VersionHeader.
 func ReadStatusError(resp *http.Response) *StatusError {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxReasonBytes))
 	resp.Body.Close()
-	reason, _, _ := strings.Cut(strings.TrimSpace(string(body)), "\n")
 	return &StatusError{
 		Code:         resp.StatusCode,
-		Reason:       strings.TrimSpace(reason),
+		Reason:       Reason(resp, string(body)),
 		Header:       resp.Header,
 		Intermediary: resp.Header.Get(VersionHeader) == "",
 	}
+}
+
+// Reason is the one line that says why resp, whose body (or its start) is
+// body, refused: the gateway's one-line body; for an intermediary's page,
+// its HTML title (without a leading status code, as tinyproxy titles its
+// pages "403 Access violation"), with squid's error code in brackets from
+// X-Squid-Error, as every squid page has the same title; else the status
+// line's text.
+func Reason(resp *http.Response, body string) string {
+	s := strings.TrimPrefix(summary(resp, body), strconv.Itoa(resp.StatusCode)+" ")
+	if code, _, _ := strings.Cut(resp.Header.Get("X-Squid-Error"), " "); code != "" {
+		s += " [" + code + "]"
+	}
+	return s
+}
+
+// summary is the title of an HTML body, the first line of another body,
+// else the status line's text.
+func summary(resp *http.Response, body string) string {
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if mt == "text/html" || strings.HasPrefix(strings.TrimSpace(body), "<") {
+		body = htmlTitle(body)
+	}
+	line, _, _ := strings.Cut(strings.TrimSpace(body), "\n")
+	if line = strings.TrimSpace(line); line != "" {
+		return line
+	}
+	_, text, _ := strings.Cut(resp.Status, " ")
+	return strings.TrimSpace(text)
+}
+
+// htmlTitle returns the text of the page's title element, its spaces
+// folded, or "".
+func htmlTitle(page string) string {
+	lower := strings.ToLower(page)
+	start := strings.Index(lower, "<title")
+	if start < 0 {
+		return ""
+	}
+	open := strings.IndexByte(lower[start:], '>')
+	if open < 0 {
+		return ""
+	}
+	start += open + 1
+	end := strings.Index(lower[start:], "</title")
+	if end < 0 {
+		return ""
+	}
+	return strings.Join(strings.Fields(html.UnescapeString(page[start:start+end])), " ")
 }

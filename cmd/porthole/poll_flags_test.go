@@ -36,6 +36,13 @@ func TestConnectProxy(t *testing.T) {
 	if r.code != 0 || r.stdout != "abc" || !strings.Contains(r.stderr, "carrier=poll") {
 		t.Fatalf("connect -proxy: exit %d, stdout %q, want 0, %q and poll chosen; stderr:\n%s", r.code, r.stdout, "abc", r.stderr)
 	}
+	// A proxy's refusal of a request in absolute form reads as the proxy's,
+	// with its page's title rather than the page's first line.
+	tiny := "http://" + intermediary.Tinyproxy(t, intermediary.TinyproxyOptions{BasicAuth: "u:p"})
+	r = runPorthole(t, []byte("x"), "connect", "-carrier", "poll", "-proxy", tiny, g.url+"/echo")
+	if r.code != 1 || !strings.Contains(r.stderr, "answered 407 Proxy Authentication Required") || strings.Contains(r.stderr, "<") {
+		t.Fatalf("connect through a proxy that wants credentials: exit %d, want 1 and the proxy's 407 with its page's title; stderr:\n%s", r.code, r.stderr)
+	}
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(g.url, "http://"))
 	r = runPortholeEnv(t, []string{"HTTP_PROXY=" + squid}, []byte("abc"), "connect", "http://gw.porthole.test:"+port+"/echo")
 	if r.code != 0 || r.stdout != "abc" || !strings.Contains(r.stderr, "carrier=poll") {

@@ -3,12 +3,9 @@ package proxy
 import (
 	"context"
 	"fmt"
-	"html"
 	"io"
-	"mime"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -84,50 +81,5 @@ func readError(ctx context.Context, conn net.Conn, resp *http.Response, proxy st
 	// it all. The caller closes conn.
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxReasonBytes))
 	release()
-	return &Error{Proxy: proxy, Code: resp.StatusCode, Reason: reason(resp, string(body)), SentCredentials: sentCredentials}
-}
-
-// reason is the one line that says why resp refused (see Error.Reason).
-func reason(resp *http.Response, body string) string {
-	// Tinyproxy's pages are titled "403 Access violation".
-	s := strings.TrimPrefix(summary(resp, body), strconv.Itoa(resp.StatusCode)+" ")
-	if code, _, _ := strings.Cut(resp.Header.Get("X-Squid-Error"), " "); code != "" {
-		s += " [" + code + "]"
-	}
-	return s
-}
-
-// summary is the title of an HTML body, the first line of another body,
-// else the status line's text.
-func summary(resp *http.Response, body string) string {
-	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	if mt == "text/html" || strings.HasPrefix(strings.TrimSpace(body), "<") {
-		body = htmlTitle(body)
-	}
-	line, _, _ := strings.Cut(strings.TrimSpace(body), "\n")
-	if line = strings.TrimSpace(line); line != "" {
-		return line
-	}
-	_, text, _ := strings.Cut(resp.Status, " ")
-	return strings.TrimSpace(text)
-}
-
-// htmlTitle returns the text of the page's title element, its spaces
-// folded, or "".
-func htmlTitle(page string) string {
-	lower := strings.ToLower(page)
-	start := strings.Index(lower, "<title")
-	if start < 0 {
-		return ""
-	}
-	open := strings.IndexByte(lower[start:], '>')
-	if open < 0 {
-		return ""
-	}
-	start += open + 1
-	end := strings.Index(lower[start:], "</title")
-	if end < 0 {
-		return ""
-	}
-	return strings.Join(strings.Fields(html.UnescapeString(page[start:start+end])), " ")
+	return &Error{Proxy: proxy, Code: resp.StatusCode, Reason: carrier.Reason(resp, string(body)), SentCredentials: sentCredentials}
 }
