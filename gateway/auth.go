@@ -63,7 +63,7 @@ func (a *Auth) check(r *http.Request, path string) (refusal *carrier.StatusError
 func (a *Auth) wants() string {
 	var ways []string
 	if len(a.Tokens) > 0 {
-		ways = append(ways, "a bearer token (porthole connect -token)")
+		ways = append(ways, "a bearer token (porthole connect -token-file FILE, or PORTHOLE_TOKEN)")
 	}
 	if a.ClientCAs != nil {
 		ways = append(ways, "a client certificate over https (porthole connect -cert and -key)")

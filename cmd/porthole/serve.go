@@ -80,9 +80,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ping = -1 // gateway.Options: negative is never
 	}
 	adm := newAdmin(*adminAddr)
+	fitLog := log
+	if *check {
+		fitLog = slog.New(slog.DiscardHandler) // -check prints its result only
+	}
 	gw, err := gateway.New(&gateway.Options{
 		Routes:             rs,
-		MaxTunnels:         fitTunnels(*maxTun, openFileLimit(), isSet(fs, "max-tunnels"), log),
+		MaxTunnels:         fitTunnels(*maxTun, openFileLimit(), isSet(fs, "max-tunnels"), fitLog),
 		PingInterval:       ping,
 		LongPoll:           *longPoll,
 		SessionIdleTimeout: *idle,
