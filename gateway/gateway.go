@@ -69,7 +69,9 @@ type Options struct {
 	// negative turns pings off.
 	PingInterval time.Duration
 	// MaxMessageBytes caps one incoming WebSocket message; a larger one
-	// closes the tunnel with 1009. Zero means 1 MiB.
+	// closes the tunnel with 1009. Zero means 1 MiB. Porthole's client
+	// sends messages of up to websocket.MaxMessageSent (256 KiB), so a
+	// smaller cap shuts it out.
 	MaxMessageBytes int64
 	// LongPoll is how long a poll receive waits for bytes before it
 	// answers with none; keep it under intermediaries' timeouts. Zero

@@ -32,8 +32,8 @@ func Handshake(ctx context.Context, conn net.Conn, u *url.URL, header http.Heade
 		NetDialContext:    given,
 		NetDialTLSContext: given,
 		Subprotocols:      protos,
-		WriteBufferSize:   32 << 10,
-		WriteBufferPool:   &writeBuffers,
+		WriteBufferSize:   MaxMessageSent,
+		WriteBufferPool:   &clientWriteBuffers,
 	}
 	wsURL := *u
 	switch u.Scheme {

@@ -146,10 +146,6 @@ func (c *conn) readMsg(p []byte) (int, error) {
 	return n, nil
 }
 
-// copyBuffers lends the relay's copy buffers only while bytes move, so an
-// idle tunnel holds none.
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
 // WriteTo copies the peer's stream to w until its end, the relay's fast
 // path: it waits for each message holding no buffer of its own.
 func (c *conn) WriteTo(w io.Writer) (int64, error) {
@@ -158,15 +154,15 @@ func (c *conn) WriteTo(w io.Writer) (int64, error) {
 		if !c.open() {
 			break
 		}
-		bp := copyBuffers.Get().(*[]byte)
-		buf := *bp
+		bp := getBuffer(smallBuffer)
 		for c.inMessage() && c.readErr == nil {
-			// Fill the buffer, or reach the message's end, before each
-			// write: the first read of a message returns only what the
-			// read buffer holds, and writing that alone would cost a
-			// second write per message.
-			filled := 0
-			for filled < len(buf) && c.inMessage() && c.readErr == nil {
+			// Fill the buffer, to the message's end or as long as more
+			// bytes have arrived, before each write: the first read of a
+			// message returns only what the read buffer holds, and
+			// writing that alone would cost a second write per message.
+			// Bytes still on their way are not waited for.
+			buf, filled := *bp, 0
+			for filled < len(buf) && c.inMessage() && c.readErr == nil && (filled == 0 || c.arrived()) {
 				m, err := c.readMsg(buf[filled:])
 				filled += m
 				if err != nil {
@@ -175,13 +171,19 @@ func (c *conn) WriteTo(w io.Writer) (int64, error) {
 			}
 			if filled > 0 {
 				if _, werr := w.Write(buf[:filled]); werr != nil {
-					copyBuffers.Put(bp)
+					putBuffer(bp)
 					return n, werr
 				}
 				n += int64(filled)
 			}
+			if filled == len(buf) && len(buf) < largeBuffer {
+				// A message larger than the small buffer: a bulk
+				// transfer, which goes on through the large one.
+				putBuffer(bp)
+				bp = getBuffer(largeBuffer)
+			}
 		}
-		copyBuffers.Put(bp)
+		putBuffer(bp)
 	}
 	if c.readErr == io.EOF {
 		return n, nil
@@ -191,11 +193,13 @@ func (c *conn) WriteTo(w io.Writer) (int64, error) {
 
 // ReadFrom sends r's bytes as binary messages until r's EOF, the relay's
 // fast path: when r is a socket it waits for bytes holding no buffer, then
-// sends what is queued (up to 32 KiB a message).
+// sends what is queued, a message per read: through the small buffer, or
+// the large one when more is queued than the small one holds.
 func (c *conn) ReadFrom(r io.Reader) (int64, error) {
 	var n int64
 	sc, _ := r.(syscall.Conn)
 	for {
+		size := smallBuffer
 		if sc != nil {
 			queued, ok, err := netutil.WaitQueued(sc)
 			if err != nil {
@@ -204,17 +208,20 @@ func (c *conn) ReadFrom(r io.Reader) (int64, error) {
 			if ok && queued == 0 {
 				return n, nil
 			}
+			if queued > smallBuffer {
+				size = largeBuffer
+			}
 		}
-		bp := copyBuffers.Get().(*[]byte)
+		bp := getBuffer(size)
 		m, err := r.Read(*bp)
 		if m > 0 {
 			if _, werr := c.Write((*bp)[:m]); werr != nil {
-				copyBuffers.Put(bp)
+				putBuffer(bp)
 				return n, werr
 			}
 			n += int64(m)
 		}
-		copyBuffers.Put(bp)
+		putBuffer(bp)
 		if err == io.EOF {
 			return n, nil
 		}
@@ -222,6 +229,13 @@ func (c *conn) ReadFrom(r io.Reader) (int64, error) {
 			return n, err
 		}
 	}
+}
+
+// arrived reports whether bytes have arrived that are not read yet, or,
+// where that cannot be told, true.
+func (c *conn) arrived() bool {
+	queued, ok := netutil.Queued(c.ws.NetConn())
+	return queued > 0 || !ok
 }
 
 // inMessage reports whether a message has bytes left to read.
@@ -341,17 +355,22 @@ func (c *conn) readError(err error) error {
 	return err
 }
 
-// Write sends p as one binary message.
+// Write sends p as binary messages of up to MaxMessageSent bytes.
 func (c *conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.closeSent {
 		return 0, net.ErrClosed
 	}
-	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
-		return 0, err
+	n := 0
+	for n < len(p) {
+		m := min(len(p)-n, MaxMessageSent)
+		if err := c.ws.WriteMessage(websocket.BinaryMessage, p[n:n+m]); err != nil {
+			return n, err
+		}
+		n += m
 	}
-	return len(p), nil
+	return n, nil
 }
 
 // CloseWrite sends Close 1000: the end of this side's stream.

@@ -144,7 +144,7 @@ func TestLegalFrames(t *testing.T) {
 // closes with 1007, and only it.
 func TestTextMessages(t *testing.T) {
 	gw := start(t, gateway.Options{})
-	// A text message many times the relay's 32 KiB buffer, of 3-byte
+	// A text message larger than the relay's copy buffers, of 3-byte
 	// characters, so that reads (of powers of two) end inside one.
 	big := strings.Repeat("€", 100_000)
 	for _, tc := range []struct {
@@ -255,6 +255,44 @@ func TestMessageLimit(t *testing.T) {
 				ws.Send(t, closeFrame(1000, ""))
 			}
 			ws.ExpectClose(t, tc.code)
+		})
+	}
+}
+
+// TestOpenMessageForwarded: the bytes of a message reach the service as
+// they arrive, while the message is still open: after a fragment, and in
+// the middle of a frame whose rest has not come. The parts are sized to
+// end away from the relay's buffer sizes.
+func TestOpenMessageForwarded(t *testing.T) {
+	gw := start(t, gateway.Options{})
+	part := func(n int) []byte { return bytes.Repeat([]byte("p"), n) }
+	for _, tc := range []struct {
+		name  string
+		sends []testgw.Frame // each sent, then its bytes awaited in the echo
+	}{
+		{"Fragments", []testgw.Frame{
+			{Op: testgw.OpBinary, Masked: true, Payload: part(5)},
+			{Op: testgw.OpContinuation, Masked: true, Payload: part(40_000)},
+			{Op: testgw.OpContinuation, Masked: true, Payload: part(70_001)},
+		}},
+		{"PartOfAFrame", []testgw.Frame{
+			{Fin: true, Op: testgw.OpBinary, Masked: true, Length: 1 << 20, Payload: part(40_000)},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			forBoth(t, func(t *testing.T, useTLS bool) {
+				ws := testgw.OpenWS(t, gw, useTLS, "/echo")
+				for i, f := range tc.sends {
+					ws.Send(t, f)
+					for got := 0; got < len(f.Payload); {
+						echo, err := ws.ReadFrame()
+						if err != nil {
+							t.Fatalf("part %d: reading its echo: %v after %d of %d bytes", i, err, got, len(f.Payload))
+						}
+						got += len(echo.Payload)
+					}
+				}
+			})
 		})
 	}
 }

@@ -124,8 +124,8 @@ func (s *Server) Accept(w http.ResponseWriter, r *http.Request) (net.Conn, error
 		s.upgrader = websocket.Upgrader{
 			HandshakeTimeout: timeout,
 			// Frame heads go through this buffer; a payload read into the
-			// relay's 32 KiB copy buffer bypasses it. Small, as an idle
-			// tunnel holds it.
+			// relay's copy buffer bypasses it. Small, as an idle tunnel
+			// holds it.
 			ReadBufferSize:  readBufferSize,
 			WriteBufferSize: 32 << 10,
 			WriteBufferPool: &writeBuffers,

@@ -9,9 +9,18 @@ import (
 	"time"
 )
 
-// maxChunk is how much one background read or write moves at a time: a
-// write's chunk is one WebSocket message, four TLS records.
-const maxChunk = 64 << 10
+// How much one background read or write moves at a time. A write's chunk
+// is a handoff to a goroutine: 256 KiB makes it rare beside the write (one
+// WebSocket message, sixteen TLS records). A chunk's buffer is lent only
+// while a Write runs. The read buffer is the connection's own, and reads
+// return what has arrived, so it stays smaller.
+const (
+	writeChunk = 256 << 10
+	readChunk  = 64 << 10
+)
+
+// writeBuffers lends the chunk buffers of Writes.
+var writeBuffers = sync.Pool{New: func() any { b := make([]byte, writeChunk); return &b }}
 
 // Fragile is implemented by connections that a deadline passing mid-read or
 // mid-write breaks for good, such as a WebSocket whose framing is left
@@ -38,7 +47,7 @@ type DeadlineConn struct {
 	net.Conn
 	w     guard
 	wmu   sync.Mutex // one Write or CloseWrite at a time; guards wbuf
-	wbuf  []byte     // the chunk being written; owned by the background write while busy
+	wbuf  *[]byte    // the chunk buffer, from writeBuffers; owned by the background write while busy
 	r     *guard     // nil: reads and read deadlines go straight through
 	rmu   sync.Mutex // one guarded Read at a time
 	rdata []byte     // bytes read in the background, not yet returned
@@ -119,19 +128,27 @@ func (c *DeadlineConn) Write(p []byte) (int, error) {
 			return n, c.opError("write", net.ErrClosed)
 		}
 		if err := c.w.wait(); err != nil {
+			// After a timeout the chunk is still being written, from
+			// c.wbuf, which the next Write takes back.
 			return n, c.waitError("write", err)
 		}
 		if n == len(p) {
+			if c.wbuf != nil {
+				writeBuffers.Put(c.wbuf)
+				c.wbuf = nil
+			}
 			return n, nil
 		}
-		chunk := p[n:min(len(p), n+maxChunk)]
-		c.wbuf = append(c.wbuf[:0], chunk...)
-		buf := c.wbuf
+		if c.wbuf == nil {
+			c.wbuf = writeBuffers.Get().(*[]byte)
+		}
+		m := copy(*c.wbuf, p[n:])
+		buf := (*c.wbuf)[:m]
 		c.w.start(func() error {
 			_, err := c.Conn.Write(buf)
 			return err
 		})
-		n += len(chunk)
+		n += m
 	}
 }
 
@@ -179,7 +196,7 @@ func (c *DeadlineConn) Read(p []byte) (int, error) {
 // ahead, so the peer's flow control still holds.
 func (c *DeadlineConn) readAhead() {
 	if c.rbuf == nil {
-		c.rbuf = make([]byte, maxChunk)
+		c.rbuf = make([]byte, readChunk)
 	}
 	buf := c.rbuf
 	c.r.start(func() error {

@@ -16,17 +16,17 @@ import (
 	"github.com/porthole/porthole/internal/tlsutil"
 )
 
-// tlsPair returns both ends of a TLS connection over loopback TCP, each
-// passed through SafeDeadlines.
-func tlsPair(t *testing.T) (net.Conn, net.Conn, func()) {
+// tlsEnds returns both ends of a TLS connection over loopback TCP, with
+// the handshake done.
+func tlsEnds(t *testing.T) (client, server *tls.Conn) {
 	t.Helper()
 	cert, err := tlsutil.SelfSigned("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	a, b := pair(t)
-	client := tls.Client(a, &tls.Config{InsecureSkipVerify: true})
-	server := tls.Server(b, &tls.Config{Certificates: []tls.Certificate{cert}})
+	client = tls.Client(a, &tls.Config{InsecureSkipVerify: true})
+	server = tls.Server(b, &tls.Config{Certificates: []tls.Certificate{cert}})
 	errc := make(chan error, 1)
 	go func() { errc <- server.Handshake() }()
 	if err := client.Handshake(); err != nil {
@@ -35,6 +35,14 @@ func tlsPair(t *testing.T) (net.Conn, net.Conn, func()) {
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
+	return client, server
+}
+
+// tlsPair returns both ends of a TLS connection over loopback TCP, each
+// passed through SafeDeadlines.
+func tlsPair(t *testing.T) (net.Conn, net.Conn, func()) {
+	t.Helper()
+	client, server := tlsEnds(t)
 	c1, c2 := netutil.SafeDeadlines(client), netutil.SafeDeadlines(server)
 	if _, ok := c1.(*netutil.DeadlineConn); !ok {
 		t.Fatalf("SafeDeadlines(*tls.Conn) = %T, want *netutil.DeadlineConn", c1)

@@ -1,6 +1,7 @@
 package netutil
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"syscall"
@@ -40,4 +41,31 @@ func WaitQueued(sc syscall.Conn) (queued int, ok bool, err error) {
 		return 0, true, &net.OpError{Op: "read", Net: "tcp", Err: serr}
 	}
 	return queued, true, nil
+}
+
+// Queued returns how many bytes c has for its reader without waiting, as
+// far as the kernel can tell: a PrefixConn's prefix and the bytes queued on
+// the TCP socket beneath it and beneath TLS. Bytes buffered inside a
+// tls.Conn are not counted. ok is false when there is no socket to ask.
+func Queued(c net.Conn) (queued int, ok bool) {
+	prefix, c := Split(c)
+	if t, isTLS := c.(*tls.Conn); isTLS {
+		c = t.NetConn()
+	}
+	sc, isSocket := c.(syscall.Conn)
+	if !isSocket {
+		return 0, false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	var ierr error
+	err = rc.Control(func(fd uintptr) {
+		queued, ierr = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+	})
+	if err != nil || ierr != nil {
+		return 0, false
+	}
+	return len(prefix) + queued, true
 }

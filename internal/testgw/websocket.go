@@ -156,7 +156,7 @@ func (ws *WS) Send(t testing.TB, frames ...Frame) {
 }
 
 // ReadFrame reads one frame. A payload over 1 MiB is an error: the
-// gateway sends at most 32 KiB a frame.
+// gateway sends at most 256 KiB a frame.
 func (ws *WS) ReadFrame() (Frame, error) {
 	var h [2]byte
 	if _, err := io.ReadFull(ws.R, h[:]); err != nil {
