@@ -43,29 +43,34 @@ func WaitQueued(sc syscall.Conn) (queued int, ok bool, err error) {
 	return queued, true, nil
 }
 
-// Queued returns how many bytes c has for its reader without waiting, as
-// far as the kernel can tell: a PrefixConn's prefix and the bytes queued on
-// the TCP socket beneath it and beneath TLS. Bytes buffered inside a
-// tls.Conn are not counted. ok is false when there is no socket to ask.
-func Queued(c net.Conn) (queued int, ok bool) {
+// Readable reports whether a read of c would return without waiting: it
+// has a PrefixConn's prefix to return, or its TCP socket, beneath TLS if
+// need be, has bytes queued or has reached EOF or an error. A poll(2) asks,
+// which, unlike SIOCINQ, takes no socket lock. Bytes buffered inside a
+// tls.Conn are not seen. ok is false when there is no socket to ask.
+func Readable(c net.Conn) (readable, ok bool) {
 	prefix, c := Split(c)
+	if len(prefix) > 0 {
+		return true, true
+	}
 	if t, isTLS := c.(*tls.Conn); isTLS {
 		c = t.NetConn()
 	}
 	sc, isSocket := c.(syscall.Conn)
 	if !isSocket {
-		return 0, false
+		return false, false
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return 0, false
+		return false, false
 	}
-	var ierr error
+	var n int
+	var perr error
 	err = rc.Control(func(fd uintptr) {
-		queued, ierr = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+		n, perr = unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
 	})
-	if err != nil || ierr != nil {
-		return 0, false
+	if err != nil || perr != nil {
+		return false, false
 	}
-	return len(prefix) + queued, true
+	return n > 0, true
 }
