@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -291,33 +292,44 @@ func TestLongPollWakes(t *testing.T) {
 }
 
 // TestSessionRequestCap: a session takes 8 requests at a time; one more
-// gets 429 with Retry-After while they last.
+// gets 429 with Retry-After while they last, and is taken again once they
+// have ended. The 8 are receives that the service answers only when the
+// test releases it, so they last however slowly they reach the gateway.
 func TestSessionRequestCap(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
 	gw := startGateway(t, gateway.Options{
-		Routes:   []gateway.Route{{Path: "/echo", Service: service.Echo{}}},
-		LongPoll: 3 * time.Second,
+		Routes: []gateway.Route{{Path: "/held", Service: service.Handler(func(c net.Conn) {
+			defer c.Close()
+			<-release
+			c.Write([]byte("x"))
+			io.Copy(io.Discard, c)
+		})}},
+		LongPoll: waitLimit,
 	})
-	w := newWire(t, gw, "/echo")
+	// Registered after the gateway's, so it runs before its shutdown.
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	w := newWire(t, gw, "/held")
 	w.open()
-	done := make(chan struct{}, 8)
+	done := make(chan answer, 8)
 	for range 8 {
-		go func() {
-			w.get(0)
-			done <- struct{}{}
-		}()
+		go func() { done <- w.get(0) }()
 	}
 	// The receives reach the gateway when they do: probe with a request
 	// that, once admitted, is answered at once (400: no offset).
 	var capped answer
-	for deadline := time.Now().Add(2 * time.Second); ; {
+	for deadline := time.Now().Add(waitLimit / 2); ; {
 		capped = w.do(http.MethodPut, nil)
 		if capped.StatusCode == http.StatusTooManyRequests || time.Now().After(deadline) {
 			break
 		}
 	}
 	capped.expect(t, http.StatusTooManyRequests, noStore, "Retry-After: 1")
+	once.Do(func() { close(release) })
 	for range 8 {
-		<-done
+		if a := <-done; a.StatusCode != http.StatusOK || string(a.body) != "x" {
+			t.Fatalf("a held receive ended with %d %q, want 200 x", a.StatusCode, a.body)
+		}
 	}
 	w.do(http.MethodPut, nil).expect(t, http.StatusBadRequest)
 }
