@@ -187,9 +187,15 @@ type checker struct {
 }
 
 // fail records a problem at the line of key path.
+// fail records an error at the line of path. Line breaks in it, which a
+// value quoted from the file or an error naming a file may hold, are
+// escaped: each error is one line.
 func (c *checker) fail(path, format string, args ...any) {
-	c.errs = append(c.errs, &Error{File: c.name, Line: c.lines.at(path), Msg: fmt.Sprintf(format, args...)})
+	msg := oneLine.Replace(fmt.Sprintf(format, args...))
+	c.errs = append(c.errs, &Error{File: c.name, Line: c.lines.at(path), Msg: msg})
 }
+
+var oneLine = strings.NewReplacer("\n", `\n`, "\r", `\r`)
 
 func (c *checker) config(f *file) *Config {
 	cfg := &Config{File: c.name}
@@ -277,7 +283,7 @@ func (c *checker) tls(f *file) TLS {
 		return TLS{}
 	}
 	if _, err := tls.LoadX509KeyPair(cert, key); err != nil {
-		c.fail("tls.cert", "tls.cert %s and tls.key %s: %v", cert, key, err)
+		c.fail("tls.cert", "tls.cert %q and tls.key %q: %v", cert, key, err)
 	}
 	return TLS{Cert: cert, Key: key}
 }
@@ -385,7 +391,7 @@ func (c *checker) auth(at, name string, r *fileRoute) *gateway.Auth {
 		default:
 			a.ClientCAs = x509.NewCertPool()
 			if !a.ClientCAs.AppendCertsFromPEM(pem) {
-				c.fail(at+".client_ca", "%s: client_ca %s holds no PEM certificate", name, p)
+				c.fail(at+".client_ca", "%s: client_ca %q holds no PEM certificate", name, p)
 			}
 		}
 	}
