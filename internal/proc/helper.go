@@ -3,7 +3,8 @@
 //
 // A helper is the test binary started again (StartHelper, StartGateway) with
 // an environment variable telling its TestMain what to be: a porthole
-// gateway (GatewayMain) or a relay of the caller's own. It gets a loopback
+// gateway (GatewayMain), a TCP echo server (EchoMain) or a relay of the
+// caller's own. It gets a loopback
 // listener bound by the parent as file descriptor 3, so its address is
 // known before it starts and connections made early wait in the backlog: no
 // readiness wait. Its stdin and stdout carry a line protocol: "stats"
@@ -121,17 +122,22 @@ func (h *Helper) Done() <-chan struct{} { return h.done }
 
 // Stats asks the helper for its figures, within Timeout. A GC in a busy
 // helper can take seconds; Tunnels is the cheap question.
-func (h *Helper) Stats() (Stats, error) { return h.ask("stats") }
+func (h *Helper) Stats() (Stats, error) { return h.ask("stats", Timeout) }
 
 // Tunnels asks the helper for its count of open tunnels alone, which it
-// answers at once, without the GC Stats takes.
-func (h *Helper) Tunnels() (int, error) {
-	st, err := h.ask("tunnels")
+// answers at once, without the GC Stats takes, and waits up to wait for
+// the answer. A caller that saturates its own CPUs, as a load generator
+// does, may take much longer than the helper to read it: Go's scheduler
+// runs a goroutine woken by the network late when others are always
+// ready to run.
+func (h *Helper) Tunnels(wait time.Duration) (int, error) {
+	st, err := h.ask("tunnels", wait)
 	return st.Tunnels, err
 }
 
-// ask sends a request line and reads the JSON Stats line answering it.
-func (h *Helper) ask(req string) (Stats, error) {
+// ask sends a request line and reads the JSON Stats line answering it,
+// waiting up to wait.
+func (h *Helper) ask(req string, wait time.Duration) (Stats, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var st Stats
@@ -153,8 +159,8 @@ func (h *Helper) ask(req string) (Stats, error) {
 			return st, fmt.Errorf("helper process: %w", r.err)
 		}
 		return st, json.Unmarshal(r.line, &st)
-	case <-time.After(Timeout):
-		return st, fmt.Errorf("helper process did not answer %s within %v", req, Timeout)
+	case <-time.After(wait):
+		return st, fmt.Errorf("helper process: no answer to %s read within %v", req, wait)
 	}
 }
 
