@@ -234,7 +234,7 @@ func (c *conn) ReadFrom(r io.Reader) (int64, error) {
 // arrived reports whether the next read can go on without waiting for
 // the peer: bytes have arrived that are not read yet, or the connection
 // has ended. Where that cannot be told, it reports true. It costs a
-// poll(2) (about 4% of the relay's CPU with 32 KiB messages, see
+// poll(2) (about 4.5% of the relay's CPU with 32 KiB messages, see
 // docs/benchmarks.md), the price of never holding back bytes that came.
 func (c *conn) arrived() bool {
 	readable, ok := netutil.Readable(c.ws.NetConn())
