@@ -19,6 +19,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 	gorilla "github.com/gorilla/websocket"
+	"github.com/porthole/porthole/internal/netutil"
 	"github.com/porthole/porthole/internal/proc"
 	"golang.org/x/sys/unix"
 )
@@ -48,6 +49,10 @@ import (
 //     carrier/websocket sets it), the one knob that lowers what gorilla
 //     holds per idle connection further: a 1 KiB bufio.Reader of its own in
 //     place of net/http's 4 KiB one.
+//   - gorilla-rb1k-ready: the same, reading on within a message only while
+//     more has arrived (a poll(2), as carrier/websocket's relay asks), so
+//     that it holds back no bytes of a message still open; the others
+//     wait for the buffer to fill or the message to end.
 //   - gobwas: ws.HTTPUpgrader inside net/http (as porthole's gateway, an
 //     http.Handler, would have to use it); the hijacked bufio buffers are
 //     dropped and frames are read straight from the socket with a
@@ -93,8 +98,9 @@ type wsLib struct {
 // wsLibs are the candidates, in the order of the table.
 var wsLibs = []wsLib{
 	{"coder", serveCoder, dialCoder},
-	{"gorilla", serveGorilla(0), dialGorilla},
-	{"gorilla-rb1k", serveGorilla(1 << 10), dialGorilla},
+	{"gorilla", serveGorilla(0, false), dialGorilla},
+	{"gorilla-rb1k", serveGorilla(1<<10, false), dialGorilla},
+	{"gorilla-rb1k-ready", serveGorilla(1<<10, true), dialGorilla},
 	{"gobwas", serveGobwasHTTP, dialGobwas},
 	{"gobwas-raw", serveGobwasRaw, dialGobwas},
 	// porthole's WebSocket carrier: with gorilla's client, as the gorilla
@@ -262,15 +268,16 @@ func waitReadable(rc syscall.RawConn) error {
 // those reads costs the relay a second write per message (a quarter more
 // CPU per GiB for gorilla, measured). It does not use io.ReadFull, which
 // drops the io.EOF that comes with a message's last bytes; gobwas's reader
-// fails when it is read again after that.
-func copyMessage(tcp *net.TCPConn, r io.Reader) error {
+// fails when it is read again after that. With arrived set, it reads on
+// into a buffer holding bytes only while arrived reports more.
+func copyMessage(tcp *net.TCPConn, r io.Reader, arrived func() bool) error {
 	bp := relayBufs.Get().(*[]byte)
 	defer relayBufs.Put(bp)
 	buf := *bp
 	for {
 		n := 0
 		var err error
-		for n < len(buf) && err == nil {
+		for n < len(buf) && err == nil && (n == 0 || arrived == nil || arrived()) {
 			var m int
 			m, err = r.Read(buf[n:])
 			n += m
@@ -320,7 +327,7 @@ func serveCoder(ln net.Listener, r *wsRelay) error {
 					if err != nil {
 						return err
 					}
-					if err := copyMessage(tcp, msg); err != nil {
+					if err := copyMessage(tcp, msg, nil); err != nil {
 						return err
 					}
 				}
@@ -339,8 +346,9 @@ func serveCoder(ln net.Listener, r *wsRelay) error {
 }
 
 // serveGorilla returns the relay on github.com/gorilla/websocket, with the
-// Upgrader's ReadBufferSize set to readBufferSize.
-func serveGorilla(readBufferSize int) func(net.Listener, *wsRelay) error {
+// Upgrader's ReadBufferSize set to readBufferSize; ready makes it read on
+// within a message only while more has arrived.
+func serveGorilla(readBufferSize int, ready bool) func(net.Listener, *wsRelay) error {
 	return func(ln net.Listener, r *wsRelay) error {
 		up := gorilla.Upgrader{
 			// ReadBufferSize 0: read through net/http's hijacked 4 KiB
@@ -350,11 +358,11 @@ func serveGorilla(readBufferSize int) func(net.Listener, *wsRelay) error {
 			ReadBufferSize:  readBufferSize,
 			WriteBufferPool: &sync.Pool{},
 		}
-		return serveGorillaWith(ln, r, &up)
+		return serveGorillaWith(ln, r, &up, ready)
 	}
 }
 
-func serveGorillaWith(ln net.Listener, r *wsRelay, up *gorilla.Upgrader) error {
+func serveGorillaWith(ln net.Listener, r *wsRelay, up *gorilla.Upgrader, ready bool) error {
 	return serveHTTP(ln, func(w http.ResponseWriter, req *http.Request) {
 		tcp, err := r.dialBackend(req.URL.Path)
 		if err != nil {
@@ -367,6 +375,13 @@ func serveGorillaWith(ln net.Listener, r *wsRelay, up *gorilla.Upgrader) error {
 			return
 		}
 		c.SetReadLimit(wsReadLimit)
+		var arrived func() bool
+		if ready {
+			arrived = func() bool {
+				readable, ok := netutil.Readable(c.NetConn())
+				return readable || !ok
+			}
+		}
 		r.start(tcp,
 			func() error {
 				for {
@@ -374,7 +389,7 @@ func serveGorillaWith(ln net.Listener, r *wsRelay, up *gorilla.Upgrader) error {
 					if err != nil {
 						return err
 					}
-					if err := copyMessage(tcp, msg); err != nil {
+					if err := copyMessage(tcp, msg, arrived); err != nil {
 						return err
 					}
 				}
@@ -513,7 +528,7 @@ func (r *wsRelay) gobwas(tcp *net.TCPConn, conn net.Conn, src io.Reader) {
 					}
 					continue
 				}
-				if err := copyMessage(tcp, rd); err != nil {
+				if err := copyMessage(tcp, rd, nil); err != nil {
 					return err
 				}
 			}
