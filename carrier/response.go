@@ -37,7 +37,19 @@ func Reason(resp *http.Response, body string) string {
 	if code, _, _ := strings.Cut(resp.Header.Get("X-Squid-Error"), " "); code != "" {
 		s += " [" + code + "]"
 	}
-	return s
+	return graphic(s)
+}
+
+// graphic returns s with its control and other non-graphic characters as
+// Go escapes (as in "\r", "\x1b"), when it has any: a reason comes from
+// whoever answered, and must neither break a log line nor reach a
+// terminal as an escape sequence.
+func graphic(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return !strconv.IsGraphic(r) }) {
+		return s
+	}
+	q := strconv.QuoteToGraphic(s)
+	return q[1 : len(q)-1]
 }
 
 // summary is the title of an HTML body, the first line of another body,
