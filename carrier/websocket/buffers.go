@@ -40,9 +40,15 @@ func putBuffer(bp *[]byte) {
 	smallBuffers.Put(bp)
 }
 
-// clientWriteBuffers are the client's gorilla write buffers, lent while a
-// message is being written. Each holds a whole message, so that it goes
-// out as one frame: the gateway then reads a frame head per message, not
-// per 32 KiB. gorilla wants a pool per buffer size; the server's is
-// writeBuffers.
-var clientWriteBuffers sync.Pool
+// gorilla's write buffers, lent only while a message is being written, so
+// an idle tunnel holds none; gorilla wants a pool per buffer size.
+var (
+	// writeBuffers are the gateway's: a message's frame head and its
+	// first 32 KiB go through one, the rest straight from the relay's
+	// buffer, in the same writev.
+	writeBuffers sync.Pool
+	// clientWriteBuffers are the client's. Each holds a whole message, so
+	// that it goes out as one frame: the gateway then reads a frame head
+	// per message, not per 32 KiB.
+	clientWriteBuffers sync.Pool
+)

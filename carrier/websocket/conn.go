@@ -38,6 +38,8 @@ type conn struct {
 	partial []byte    // an incomplete UTF-8 sequence held back from a text message
 	ready   []byte    // checked text bytes a short Read had no room for
 	readErr error     // sticky
+	// readiness asks whether more has arrived (arrived); made on first use.
+	readiness *netutil.Readiness
 
 	wmu        sync.Mutex // Write and the Close frame
 	closeSent  bool
@@ -237,7 +239,10 @@ func (c *conn) ReadFrom(r io.Reader) (int64, error) {
 // poll(2) (about 4.5% of the relay's CPU with 32 KiB messages, see
 // docs/benchmarks.md), the price of never holding back bytes that came.
 func (c *conn) arrived() bool {
-	readable, ok := netutil.Readable(c.ws.NetConn())
+	if c.readiness == nil {
+		c.readiness = netutil.NewReadiness(c.ws.NetConn())
+	}
+	readable, ok := c.readiness.Readable()
 	return readable || !ok
 }
 

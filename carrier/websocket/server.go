@@ -55,10 +55,6 @@ type Server struct {
 // readBufferSize is each tunnel's read buffer, held for its life.
 const readBufferSize = 1 << 10
 
-// writeBuffers lends write buffers only while a message is being written,
-// so an idle tunnel holds none.
-var writeBuffers sync.Pool
-
 // Name returns "websocket".
 func (*Server) Name() string { return Name }
 

@@ -377,8 +377,9 @@ func serveGorillaWith(ln net.Listener, r *wsRelay, up *gorilla.Upgrader, ready b
 		c.SetReadLimit(wsReadLimit)
 		var arrived func() bool
 		if ready {
+			readiness := netutil.NewReadiness(c.NetConn())
 			arrived = func() bool {
-				readable, ok := netutil.Readable(c.NetConn())
+				readable, ok := readiness.Readable()
 				return readable || !ok
 			}
 		}

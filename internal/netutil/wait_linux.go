@@ -43,34 +43,47 @@ func WaitQueued(sc syscall.Conn) (queued int, ok bool, err error) {
 	return queued, true, nil
 }
 
-// Readable reports whether a read of c would return without waiting: it
-// has a PrefixConn's prefix to return, or its TCP socket, beneath TLS if
-// need be, has bytes queued or has reached EOF or an error. A poll(2) asks,
-// which, unlike SIOCINQ, takes no socket lock. Bytes buffered inside a
-// tls.Conn are not seen. ok is false when there is no socket to ask.
-func Readable(c net.Conn) (readable, ok bool) {
-	prefix, c := Split(c)
-	if len(prefix) > 0 {
+// Readiness tells whether a read of one connection would return without
+// waiting: the connection has a PrefixConn's prefix to return, or its TCP
+// socket, beneath TLS if need be, has bytes queued or has reached EOF or an
+// error. A poll(2) asks, which, unlike SIOCINQ, takes no socket lock. Bytes
+// buffered inside a tls.Conn are not seen. It is made once per connection,
+// so that a question, asked on a relay's hot path, allocates nothing. One
+// goroutine at a time may ask.
+type Readiness struct {
+	conn     net.Conn
+	rc       syscall.RawConn // the socket beneath conn; nil when there is none
+	poll     func(fd uintptr)
+	readable bool
+	err      error
+}
+
+// NewReadiness prepares the question for c.
+func NewReadiness(c net.Conn) *Readiness {
+	r := &Readiness{conn: c}
+	_, inner := Split(c)
+	if t, isTLS := inner.(*tls.Conn); isTLS {
+		inner = t.NetConn()
+	}
+	if sc, isSocket := inner.(syscall.Conn); isSocket {
+		r.rc, _ = sc.SyscallConn()
+	}
+	r.poll = func(fd uintptr) {
+		fds := [1]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds[:], 0)
+		r.readable, r.err = n > 0, err
+	}
+	return r
+}
+
+// Readable reports whether a read would return without waiting; ok is
+// false when there is no socket to ask.
+func (r *Readiness) Readable() (readable, ok bool) {
+	if prefix, _ := Split(r.conn); len(prefix) > 0 {
 		return true, true
 	}
-	if t, isTLS := c.(*tls.Conn); isTLS {
-		c = t.NetConn()
-	}
-	sc, isSocket := c.(syscall.Conn)
-	if !isSocket {
+	if r.rc == nil || r.rc.Control(r.poll) != nil || r.err != nil {
 		return false, false
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false, false
-	}
-	var n int
-	var perr error
-	err = rc.Control(func(fd uintptr) {
-		n, perr = unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
-	})
-	if err != nil || perr != nil {
-		return false, false
-	}
-	return n > 0, true
+	return r.readable, true
 }

@@ -2,9 +2,9 @@ package proc
 
 import (
 	"fmt"
-	"io"
-	"net"
 	"os"
+
+	"github.com/porthole/porthole/internal/relay"
 )
 
 // echoEnv turns the test binary into a TCP echo helper.
@@ -35,7 +35,7 @@ func EchoMain() (code int, isHelper bool) {
 			if err != nil {
 				return
 			}
-			go echo(c)
+			go relay.Loop(c)
 		}
 	}()
 	err = AnswerStats(func() int { return 0 }, "")
@@ -45,10 +45,4 @@ func EchoMain() (code int, isHelper bool) {
 		return 1, true
 	}
 	return 0, true
-}
-
-func echo(c net.Conn) {
-	defer c.Close()
-	io.Copy(c, c)
-	c.(*net.TCPConn).CloseWrite()
 }
