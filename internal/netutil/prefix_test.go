@@ -17,7 +17,7 @@ const waitLimit = 10 * time.Second
 
 // pair returns the two ends of a loopback TCP connection, closed when the
 // test ends, whose reads and writes fail after waitLimit.
-func pair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
+func pair(t testing.TB) (*net.TCPConn, *net.TCPConn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

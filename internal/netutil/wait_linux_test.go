@@ -80,3 +80,14 @@ func TestReadable(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkReadiness is the relay's question on its hot path: the cost of
+// one poll(2), and no allocation.
+func BenchmarkReadiness(b *testing.B) {
+	_, c := pair(b)
+	r := netutil.NewReadiness(c)
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Readable()
+	}
+}
