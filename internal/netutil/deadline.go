@@ -19,8 +19,12 @@ const (
 	readChunk  = 64 << 10
 )
 
-// writeBuffers lends the chunk buffers of Writes.
-var writeBuffers = sync.Pool{New: func() any { b := make([]byte, writeChunk); return &b }}
+// writeBuffers lends the chunk buffers of Writes; readBuffers those of
+// background reads.
+var (
+	writeBuffers = sync.Pool{New: func() any { b := make([]byte, writeChunk); return &b }}
+	readBuffers  = sync.Pool{New: func() any { b := make([]byte, readChunk); return &b }}
+)
 
 // Fragile is implemented by connections that a deadline passing mid-read or
 // mid-write breaks for good, such as a WebSocket whose framing is left
@@ -43,6 +47,8 @@ type Fragile interface {
 // kernel send buffer, or buffered for the next Read). An error of a
 // background operation is returned by the next call. Close goes straight
 // to the underlying connection, which ends any background operation.
+// WriteTo and ReadFrom, which io.Copy and the relay call, do the same
+// without copying the bytes once more between buffers.
 type DeadlineConn struct {
 	net.Conn
 	w     guard
@@ -51,7 +57,7 @@ type DeadlineConn struct {
 	r     *guard     // nil: reads and read deadlines go straight through
 	rmu   sync.Mutex // one guarded Read at a time
 	rdata []byte     // bytes read in the background, not yet returned
-	rbuf  []byte     // the background read's buffer, reused once rdata is spent
+	rbuf  *[]byte    // the background read's buffer, reused once rdata is spent
 
 	closed atomic.Bool
 }
@@ -133,10 +139,7 @@ func (c *DeadlineConn) Write(p []byte) (int, error) {
 			return n, c.waitError("write", err)
 		}
 		if n == len(p) {
-			if c.wbuf != nil {
-				writeBuffers.Put(c.wbuf)
-				c.wbuf = nil
-			}
+			c.releaseWriteBuffer()
 			return n, nil
 		}
 		if c.wbuf == nil {
@@ -196,9 +199,9 @@ func (c *DeadlineConn) Read(p []byte) (int, error) {
 // ahead, so the peer's flow control still holds.
 func (c *DeadlineConn) readAhead() {
 	if c.rbuf == nil {
-		c.rbuf = make([]byte, readChunk)
+		c.rbuf = readBuffers.Get().(*[]byte)
 	}
-	buf := c.rbuf
+	buf := *c.rbuf
 	c.r.start(func() error {
 		n, err := c.Conn.Read(buf)
 		c.r.mu.Lock()
