@@ -162,11 +162,14 @@ func (c *conn) WriteTo(w io.Writer) (int64, error) {
 			// bytes have arrived, before each write: the first read of a
 			// message returns only what the read buffer holds, and
 			// writing that alone would cost a second write per message.
-			// Bytes still on their way are not waited for.
-			buf, filled := *bp, 0
-			for filled < len(buf) && c.inMessage() && c.readErr == nil && (filled == 0 || c.arrived()) {
+			// Bytes still on their way are not waited for, and after a
+			// short read not asked for: a small message goes out with
+			// no question asked.
+			buf, filled, last := *bp, 0, 0
+			for filled < len(buf) && c.inMessage() && c.readErr == nil && (filled == 0 || !shortRead(last) && c.arrived()) {
 				m, err := c.readMsg(buf[filled:])
 				filled += m
+				last = m
 				if err != nil {
 					break
 				}
@@ -196,26 +199,27 @@ func (c *conn) WriteTo(w io.Writer) (int64, error) {
 // ReadFrom sends r's bytes as binary messages until r's EOF, the relay's
 // fast path: when r is a socket it waits for bytes holding no buffer, then
 // sends what is queued, a message per read: through the small buffer, or
-// the large one when more is queued than the small one holds.
+// the large one after a read that filled its buffer, a bulk transfer.
 func (c *conn) ReadFrom(r io.Reader) (int64, error) {
 	var n int64
 	sc, _ := r.(syscall.Conn)
+	size := smallBuffer
 	for {
-		size := smallBuffer
 		if sc != nil {
-			queued, ok, err := netutil.WaitQueued(sc)
+			eof, ok, err := netutil.WaitReadable(sc)
 			if err != nil {
 				return n, err
 			}
-			if ok && queued == 0 {
+			if ok && eof {
 				return n, nil
-			}
-			if queued > smallBuffer {
-				size = largeBuffer
 			}
 		}
 		bp := getBuffer(size)
 		m, err := r.Read(*bp)
+		size = smallBuffer
+		if m == len(*bp) {
+			size = largeBuffer
+		}
 		if m > 0 {
 			if _, werr := c.Write((*bp)[:m]); werr != nil {
 				putBuffer(bp)
@@ -245,6 +249,14 @@ func (c *conn) arrived() bool {
 	readable, ok := c.readiness.Readable()
 	return readable || !ok
 }
+
+// shortRead reports whether a read of a message's bytes that returned n
+// means it is time to write them, without asking whether more has
+// arrived: n is under half of the read buffer, so the read ended the
+// frame (a small message, typed keys, say) or found the socket drained.
+// A bulk message's first read returns what the read buffer held, nearly
+// all of it, and the reads after it larger amounts.
+func shortRead(n int) bool { return n < readBufferSize/2 }
 
 // inMessage reports whether a message has bytes left to read.
 func (c *conn) inMessage() bool { return c.msg != nil || len(c.ready) > 0 }

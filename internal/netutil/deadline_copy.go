@@ -73,11 +73,11 @@ func (c *DeadlineConn) ReadFrom(r io.Reader) (int64, error) {
 		}
 		if tcp != nil {
 			c.releaseWriteBuffer()
-			queued, ok, err := WaitQueued(tcp)
+			eof, ok, err := WaitReadable(tcp)
 			if err != nil {
 				return n, err
 			}
-			if ok && queued == 0 {
+			if ok && eof {
 				return n, nil
 			}
 		}

@@ -9,17 +9,46 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// WaitQueued parks in the runtime's poller until the socket behind sc has
-// bytes to read or has reached EOF, and returns how many bytes are queued
-// (0 at EOF). It holds no buffer while it waits, so an idle connection
-// costs nothing but its socket. It checks before it waits: readiness that
-// came earlier is not signalled again. The connection's read deadline
-// applies. ok is false when sc cannot be waited on this way.
+// WaitReadable parks in the runtime's poller until the socket behind sc
+// has bytes to read or has reached EOF, and reports which. It holds no
+// buffer while it waits, so an idle connection costs nothing but its
+// socket. It checks before it waits: readiness that came earlier is not
+// signalled again. The connection's read deadline applies. ok is false
+// when sc cannot be waited on this way.
+func WaitReadable(sc syscall.Conn) (eof, ok bool, err error) {
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false, false, nil
+	}
+	eof, err = waitReadable(rc)
+	return eof, true, err
+}
+
+// WaitQueued is WaitReadable that also returns how many bytes are queued
+// (0 at EOF), at the cost of a second system call.
 func WaitQueued(sc syscall.Conn) (queued int, ok bool, err error) {
 	rc, err := sc.SyscallConn()
 	if err != nil {
 		return 0, false, nil
 	}
+	eof, err := waitReadable(rc)
+	if err != nil || eof {
+		return 0, true, err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { queued, serr = unix.IoctlGetInt(int(fd), unix.SIOCINQ) }); err != nil {
+		return 0, true, err
+	}
+	if serr != nil {
+		return 0, true, &net.OpError{Op: "read", Net: "tcp", Err: serr}
+	}
+	return queued, true, nil
+}
+
+// waitReadable is WaitReadable on the socket's raw connection: a peek of
+// one byte tells bytes from EOF, and its EAGAIN sends the goroutine to
+// the poller.
+func waitReadable(rc syscall.RawConn) (eof bool, err error) {
 	var serr error
 	err = rc.Read(func(fd uintptr) bool {
 		var b [1]byte
@@ -29,18 +58,18 @@ func WaitQueued(sc syscall.Conn) (queued int, ok bool, err error) {
 			return false // nothing yet: wait for readiness
 		case err != nil:
 			serr = err
-		case m > 0:
-			queued, serr = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+		case m == 0:
+			eof = true
 		}
 		return true
 	})
 	if err != nil {
-		return 0, true, err
+		return false, err
 	}
 	if serr != nil {
-		return 0, true, &net.OpError{Op: "read", Net: "tcp", Err: serr}
+		return false, &net.OpError{Op: "read", Net: "tcp", Err: serr}
 	}
-	return queued, true, nil
+	return eof, nil
 }
 
 // Readiness tells whether a read of one connection would return without

@@ -32,6 +32,9 @@ func TestReadable(t *testing.T) {
 			t.Fatal("not Readable with a prefix to return")
 		}
 		a.Write([]byte("hello"))
+		if eof, ok, err := netutil.WaitReadable(b); err != nil || !ok || eof {
+			t.Fatalf("WaitReadable = %v, %v, %v; want bytes (false, true, nil)", eof, ok, err)
+		}
 		if n, _, err := netutil.WaitQueued(b); err != nil || n != 5 {
 			t.Fatalf("WaitQueued = %d, %v; want 5", n, err)
 		}
@@ -43,6 +46,9 @@ func TestReadable(t *testing.T) {
 			t.Fatal("Readable once the bytes were read")
 		}
 		a.CloseWrite()
+		if eof, ok, err := netutil.WaitReadable(b); err != nil || !ok || !eof {
+			t.Fatalf("WaitReadable after the peer's EOF = %v, %v, %v; want EOF (true, true, nil)", eof, ok, err)
+		}
 		if n, _, err := netutil.WaitQueued(b); err != nil || n != 0 {
 			t.Fatalf("WaitQueued after the peer's EOF = %d, %v; want 0", n, err)
 		}

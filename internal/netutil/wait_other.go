@@ -7,6 +7,9 @@ import (
 	"syscall"
 )
 
+// WaitReadable reports ok false: waiting without a buffer is Linux-only here.
+func WaitReadable(syscall.Conn) (eof, ok bool, err error) { return false, false, nil }
+
 // WaitQueued reports ok false: waiting without a buffer is Linux-only here.
 func WaitQueued(syscall.Conn) (queued int, ok bool, err error) { return 0, false, nil }
 
