@@ -53,6 +53,10 @@ import (
 //     more has arrived (a poll(2), as carrier/websocket's relay asks), so
 //     that it holds back no bytes of a message still open; the others
 //     wait for the buffer to fill or the message to end.
+//   - gorilla-rb1k-ping: gorilla-rb1k with a keep-alive as the carrier's
+//     (a ping every 30 seconds from a timer per connection): a pending
+//     timer makes the Go runtime's poller wait with a timeout, which costs
+//     each wait a kernel timer (see docs/benchmarks.md, "Round trip").
 //   - gobwas: ws.HTTPUpgrader inside net/http (as porthole's gateway, an
 //     http.Handler, would have to use it); the hijacked bufio buffers are
 //     dropped and frames are read straight from the socket with a
@@ -98,16 +102,19 @@ type wsLib struct {
 // wsLibs are the candidates, in the order of the table.
 var wsLibs = []wsLib{
 	{"coder", serveCoder, dialCoder},
-	{"gorilla", serveGorilla(0, false), dialGorilla},
-	{"gorilla-rb1k", serveGorilla(1<<10, false), dialGorilla},
-	{"gorilla-rb1k-ready", serveGorilla(1<<10, true), dialGorilla},
+	{"gorilla", gorillaRelay{}.serve, dialGorilla},
+	{"gorilla-rb1k", gorillaRelay{readBufferSize: 1 << 10}.serve, dialGorilla},
+	{"gorilla-rb1k-ready", gorillaRelay{readBufferSize: 1 << 10, ready: true}.serve, dialGorilla},
+	{"gorilla-rb1k-ping", gorillaRelay{readBufferSize: 1 << 10, ping: true}.serve, dialGorilla},
 	{"gobwas", serveGobwasHTTP, dialGobwas},
 	{"gobwas-raw", serveGobwasRaw, dialGobwas},
 	// porthole's WebSocket carrier: with gorilla's client, as the gorilla
-	// rows, it measures the gateway alone; with porthole.Dial, the whole of
+	// rows, it measures the gateway alone (noping: without its keep-alive,
+	// to compare with gorilla-rb1k); with porthole.Dial, the whole of
 	// porthole, its client's deadline guard included.
-	{"porthole-ws", servePorthole, dialGorilla},
-	{"porthole-ws-dial", servePorthole, dialPorthole},
+	{"porthole-ws", servePorthole(0), dialGorilla},
+	{"porthole-ws-noping", servePorthole(-1), dialGorilla},
+	{"porthole-ws-dial", servePorthole(0), dialPorthole},
 }
 
 // wsRelay is the relay process's state, shared by the libraries' servers.
@@ -345,24 +352,26 @@ func serveCoder(ln net.Listener, r *wsRelay) error {
 	})
 }
 
-// serveGorilla returns the relay on github.com/gorilla/websocket, with the
-// Upgrader's ReadBufferSize set to readBufferSize; ready makes it read on
-// within a message only while more has arrived.
-func serveGorilla(readBufferSize int, ready bool) func(net.Listener, *wsRelay) error {
-	return func(ln net.Listener, r *wsRelay) error {
-		up := gorilla.Upgrader{
-			// ReadBufferSize 0: read through net/http's hijacked 4 KiB
-			// bufio.Reader; otherwise through a bufio.Reader of that size.
-			// WriteBufferSize 0 with the pool: a write buffer (4 KiB, the
-			// default size) is held only while a message is written.
-			ReadBufferSize:  readBufferSize,
-			WriteBufferPool: &sync.Pool{},
-		}
-		return serveGorillaWith(ln, r, &up, ready)
-	}
+// gorillaRelay is the relay on github.com/gorilla/websocket.
+type gorillaRelay struct {
+	readBufferSize int  // the Upgrader's ReadBufferSize
+	ready          bool // within a message, read on only while more has arrived
+	ping           bool // ping each connection every wsPingInterval, as the carrier does
 }
 
-func serveGorillaWith(ln net.Listener, r *wsRelay, up *gorilla.Upgrader, ready bool) error {
+// wsPingInterval is how often the relays with a keep-alive ping: the
+// carrier's default.
+const wsPingInterval = 30 * time.Second
+
+func (g gorillaRelay) serve(ln net.Listener, r *wsRelay) error {
+	up := gorilla.Upgrader{
+		// ReadBufferSize 0: read through net/http's hijacked 4 KiB
+		// bufio.Reader; otherwise through a bufio.Reader of that size.
+		// WriteBufferSize 0 with the pool: a write buffer (4 KiB, the
+		// default size) is held only while a message is written.
+		ReadBufferSize:  g.readBufferSize,
+		WriteBufferPool: &sync.Pool{},
+	}
 	return serveHTTP(ln, func(w http.ResponseWriter, req *http.Request) {
 		tcp, err := r.dialBackend(req.URL.Path)
 		if err != nil {
@@ -376,12 +385,24 @@ func serveGorillaWith(ln net.Listener, r *wsRelay, up *gorilla.Upgrader, ready b
 		}
 		c.SetReadLimit(wsReadLimit)
 		var arrived func() bool
-		if ready {
+		if g.ready {
 			readiness := netutil.NewReadiness(c.NetConn())
 			arrived = func() bool {
 				readable, ok := readiness.Readable()
 				return readable || !ok
 			}
+		}
+		stopPings := func() {}
+		if g.ping {
+			// Armed only once assigned, as the carrier's keep-alive.
+			var keepalive *time.Timer
+			keepalive = time.AfterFunc(time.Hour, func() {
+				if c.WriteControl(gorilla.PingMessage, nil, time.Now().Add(wsPingInterval)) == nil {
+					keepalive.Reset(wsPingInterval)
+				}
+			})
+			keepalive.Reset(wsPingInterval)
+			stopPings = func() { keepalive.Stop() }
 		}
 		r.start(tcp,
 			func() error {
@@ -405,7 +426,10 @@ func serveGorillaWith(ln net.Listener, r *wsRelay, up *gorilla.Upgrader, ready b
 				}
 				return err
 			},
-			func() { c.Close() })
+			func() {
+				stopPings()
+				c.Close()
+			})
 	})
 }
 
