@@ -56,5 +56,5 @@ func Handshake(ctx context.Context, conn net.Conn, u *url.URL, header http.Heade
 		}
 		return nil, nil, fmt.Errorf("WebSocket handshake: %w", err)
 	}
-	return newConn(ws, 0, 0), resp.Header, nil
+	return newConn(ws, 0, nil), resp.Header, nil
 }

@@ -44,57 +44,63 @@ type conn struct {
 	wmu        sync.Mutex // Write and the Close frame
 	closeSent  bool
 	closeOnce  sync.Once
-	born       time.Time    // monotonic reference for lastRead
-	lastRead   atomic.Int64 // when the last frame was read, as time since born
+	lastRead   atomic.Int64 // when the last frame was read, as sinceEpoch
+	lastPing   atomic.Int64 // when the last ping went out (or the tunnel opened), as sinceEpoch
+	pinging    atomic.Bool  // a ping is being written
 	peerClosed atomic.Bool  // the peer's Close was read: it answers no more pings
-	keepalive  *time.Timer
-	pingPeriod time.Duration
+	keepalive  *keepalive   // nil: no pings
 }
 
 // maxCloseWait bounds writing a Close frame.
 const maxCloseWait = 5 * time.Second
 
-func newConn(ws *websocket.Conn, readLimit int64, pingPeriod time.Duration) *conn {
-	c := &conn{ws: ws, pingPeriod: pingPeriod, born: time.Now()}
+// newConn makes the tunnel of ws; k, if not nil, keeps it alive.
+func newConn(ws *websocket.Conn, readLimit int64, k *keepalive) *conn {
+	c := &conn{ws: ws, keepalive: k}
 	ws.SetReadLimit(readLimit)
 	// The peer's Close is its end of stream: answer it when our side ends.
 	ws.SetCloseHandler(func(int, string) error { return nil })
 	ws.SetPongHandler(func(string) error { c.touch(); return nil })
 	c.touch()
-	if pingPeriod > 0 {
-		// Armed only once assigned: ping resets c.keepalive.
-		c.keepalive = time.AfterFunc(time.Hour, c.ping)
-		c.keepalive.Reset(pingPeriod)
+	c.lastPing.Store(c.lastRead.Load())
+	if k != nil {
+		k.add(c)
 	}
 	return c
 }
 
-func (c *conn) touch() { c.lastRead.Store(int64(time.Since(c.born))) }
+func (c *conn) touch() { c.lastRead.Store(int64(sinceEpoch())) }
 
-// silence returns how long no frame has been read.
-func (c *conn) silence() time.Duration {
-	return time.Since(c.born) - time.Duration(c.lastRead.Load())
+// keepAlive is the keep-alive's look at c at now (sinceEpoch): it pings c
+// a period after its last ping, and cuts it when the peer has sent nothing
+// for two periods. It reports false once c needs no more: it is cut, or
+// its peer has sent its Close and answers no more pings (a service still
+// sending after the client's end is not cut). After our own Close no ping
+// may follow, but the check goes on: it cuts a peer that never answers
+// that Close. It must not block: the clock serves every tunnel.
+func (c *conn) keepAlive(now, period time.Duration) bool {
+	if c.peerClosed.Load() {
+		return false
+	}
+	if now-time.Duration(c.lastRead.Load()) > 2*period {
+		go c.ws.NetConn().Close() // a TLS close_notify may wait
+		return false
+	}
+	if now-time.Duration(c.lastPing.Load()) >= period && c.pinging.CompareAndSwap(false, true) {
+		c.lastPing.Store(int64(now))
+		go c.ping()
+	}
+	return true
 }
 
-// ping keeps intermediaries from cutting an idle tunnel, and ends a tunnel
-// whose peer has answered nothing for two periods. Once the peer has sent
-// its Close it answers no ping, and nothing reads its pongs: the keep-alive
-// stops, so a service still sending after the client's end is not cut.
+// ping writes a Ping. It sets no write deadline: gorilla leaves a
+// control frame's deadline on the connection, a pending runtime timer
+// (see keepalive). A peer that reads nothing holds the ping as it would
+// hold the stream's bytes, and is cut if it sends nothing either; after
+// our Close, gorilla refuses the ping.
 func (c *conn) ping() {
-	if c.peerClosed.Load() {
-		return
-	}
-	if c.silence() > 2*c.pingPeriod {
-		c.ws.NetConn().Close()
-		return
-	}
-	// After our own Close no ping may follow, but the check above goes on:
-	// it cuts a peer that never answers that Close.
-	err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.pingPeriod))
-	if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
-		return
-	}
-	c.keepalive.Reset(c.pingPeriod)
+	defer c.pinging.Store(false)
+	c.ws.WriteControl(websocket.PingMessage, nil, time.Time{})
 }
 
 // FragileDeadlines marks conn for netutil.SafeDeadlines.
@@ -432,7 +438,7 @@ func (c *conn) Close() error {
 	err := net.ErrClosed
 	c.closeOnce.Do(func() {
 		if c.keepalive != nil {
-			c.keepalive.Stop()
+			c.keepalive.remove(c)
 		}
 		c.trySendClose(websocket.CloseNormalClosure, "")
 		c.ws.NetConn().Close()

@@ -48,8 +48,9 @@ type Server struct {
 	// seconds.
 	HandshakeTimeout time.Duration
 
-	once     sync.Once
-	upgrader websocket.Upgrader
+	once      sync.Once
+	upgrader  websocket.Upgrader
+	keepalive *keepalive // nil without pings
 }
 
 // readBufferSize is each tunnel's read buffer, held for its life.
@@ -131,13 +132,16 @@ func (s *Server) Accept(w http.ResponseWriter, r *http.Request) (net.Conn, error
 				carrier.Errorf(status, "%v", reason).Write(w)
 			},
 		}
+		if period := s.pingInterval(); period > 0 {
+			s.keepalive = &keepalive{period: period}
+		}
 	})
 	ws, err := s.upgrader.Upgrade(w, r, http.Header{carrier.PeerPortHeader: {carrier.PeerPort(r.RemoteAddr)}})
 	if err != nil {
 		return nil, fmt.Errorf("websocket carrier: %w", err)
 	}
 	ws.NetConn().SetDeadline(time.Time{})
-	return newConn(ws, s.readLimit(), s.pingInterval()), nil
+	return newConn(ws, s.readLimit(), s.keepalive), nil
 }
 
 func (s *Server) readLimit() int64 {
