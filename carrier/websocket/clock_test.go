@@ -51,3 +51,18 @@ func TestKeepaliveClockFollowsTunnels(t *testing.T) {
 		t.Fatal("the clock runs with no tunnel open")
 	}
 }
+
+// TestKeepaliveTick: the clock ticks four times a period, and never
+// faster than minTick: a period of a nanosecond would otherwise make a
+// timerfd that never fires, and a time.Ticker that panics.
+func TestKeepaliveTick(t *testing.T) {
+	for _, c := range []struct{ period, tick time.Duration }{
+		{30 * time.Second, 7500 * time.Millisecond},
+		{100 * time.Millisecond, 25 * time.Millisecond},
+		{time.Nanosecond, minTick},
+	} {
+		if got := (&keepalive{period: c.period}).tickEvery(); got != c.tick {
+			t.Errorf("period %v: ticks every %v, want %v", c.period, got, c.tick)
+		}
+	}
+}

@@ -25,8 +25,17 @@ type keepalive struct {
 }
 
 // ticksPerPeriod is how often in a period the clock looks at the tunnels:
-// a ping goes out at most a quarter of a period late.
-const ticksPerPeriod = 4
+// a ping goes out at most a quarter of a period late. The clock ticks no
+// more often than every minTick, whatever the period.
+const (
+	ticksPerPeriod = 4
+	minTick        = time.Millisecond
+)
+
+// tickEvery is the clock's interval.
+func (k *keepalive) tickEvery() time.Duration {
+	return max(k.period/ticksPerPeriod, minTick)
+}
 
 // add starts keeping c alive.
 func (k *keepalive) add(c *conn) {
@@ -37,7 +46,7 @@ func (k *keepalive) add(c *conn) {
 	}
 	k.conns[c] = struct{}{}
 	if k.clock == nil {
-		k.clock = startClock(k.period/ticksPerPeriod, k.tick)
+		k.clock = startClock(k.tickEvery(), k.tick)
 	}
 }
 
