@@ -53,10 +53,11 @@ import (
 //     more has arrived (a poll(2), as carrier/websocket's relay asks), so
 //     that it holds back no bytes of a message still open; the others
 //     wait for the buffer to fill or the message to end.
-//   - gorilla-rb1k-ping: gorilla-rb1k with a keep-alive as the carrier's
-//     (a ping every 30 seconds from a timer per connection): a pending
-//     timer makes the Go runtime's poller wait with a timeout, which costs
-//     each wait a kernel timer (see docs/benchmarks.md, "Round trip").
+//   - gorilla-rb1k-ping: gorilla-rb1k with a keep-alive as the carrier
+//     first had it (a ping every 30 seconds from a timer per connection):
+//     a pending timer makes the Go runtime's poller wait with a timeout,
+//     which costs each wait a kernel timer (see docs/benchmarks.md,
+//     "WebSocket round trip").
 //   - gobwas: ws.HTTPUpgrader inside net/http (as porthole's gateway, an
 //     http.Handler, would have to use it); the hijacked bufio buffers are
 //     dropped and frames are read straight from the socket with a
@@ -356,7 +357,7 @@ func serveCoder(ln net.Listener, r *wsRelay) error {
 type gorillaRelay struct {
 	readBufferSize int  // the Upgrader's ReadBufferSize
 	ready          bool // within a message, read on only while more has arrived
-	ping           bool // ping each connection every wsPingInterval, as the carrier does
+	ping           bool // ping each connection every wsPingInterval from a timer of its own
 }
 
 // wsPingInterval is how often the relays with a keep-alive ping: the
@@ -394,7 +395,7 @@ func (g gorillaRelay) serve(ln net.Listener, r *wsRelay) error {
 		}
 		stopPings := func() {}
 		if g.ping {
-			// Armed only once assigned, as the carrier's keep-alive.
+			// Armed only once assigned: the callback resets it.
 			var keepalive *time.Timer
 			keepalive = time.AfterFunc(time.Hour, func() {
 				if c.WriteControl(gorilla.PingMessage, nil, time.Now().Add(wsPingInterval)) == nil {
