@@ -99,11 +99,23 @@ func TestForwardsEverythingWithoutFaults(t *testing.T) {
 	if err != nil || code != 200 || body != strings.Repeat("x", size) {
 		t.Errorf("GET /big: %d, %d bytes, %v", code, len(body), err)
 	}
-	if got, want := p.Counts(), (faulty.Counts{Requests: 3}); got != want {
+	// Go's Transport returns a connection to its pool only after the
+	// proxy has read the body's end, which can come after the client has
+	// its answer and sent the next request: that one may then go on a new
+	// connection. So keep-alive shows as most requests reusing one, not
+	// all of them.
+	const more = 9
+	for i := range more {
+		if code, _, err := do(c, p.URL(), "GET", "/a", ""); err != nil || code != 200 {
+			t.Fatalf("GET %d: %d %v", i, code, err)
+		}
+	}
+	requests := 3 + more
+	if got, want := p.Counts(), (faulty.Counts{Requests: requests}); got != want {
 		t.Errorf("counts %+v, want %+v", got, want)
 	}
-	if _, conns := up.snapshot(); conns != 1 {
-		t.Errorf("the upstream accepted %d connections for 3 requests in a row, want 1 kept alive", conns)
+	if _, conns := up.snapshot(); conns > requests/3 {
+		t.Errorf("the upstream accepted %d connections for %d requests in a row, want them kept alive", conns, requests)
 	}
 }
 
