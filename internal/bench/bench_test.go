@@ -120,6 +120,52 @@ func stream(p path, size int64, buf []byte) error {
 	return nil
 }
 
+// BenchmarkDownload1 has the source send streamBytes over one stream to
+// the client: single-stream throughput from the service, the way a
+// WebSocket carrier's bytes go unmasked.
+func BenchmarkDownload1(b *testing.B) {
+	forPaths(b, func(b *testing.B, p path) {
+		b.SetBytes(streamBytes)
+		buf := make([]byte, writeSize)
+		for b.Loop() {
+			if err := download(p, streamBytes, buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+		record(b, p.name, "download1", float64(streamBytes)*float64(b.N)/b.Elapsed().Seconds()/1e6)
+	})
+}
+
+// download asks the source for size bytes over a new connection and reads
+// them to its EOF.
+func download(p path, size int64, buf []byte) error {
+	c, err := dialFor(p, "source", opTimeout)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var ask [8]byte
+	binary.BigEndian.PutUint64(ask[:], uint64(size))
+	if _, err := c.Write(ask[:]); err != nil {
+		return fmt.Errorf("%s: asking the source: %w", p.name, err)
+	}
+	var got int64
+	for {
+		m, err := c.Read(buf)
+		got += int64(m)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("%s: reading after %d bytes: %w", p.name, got, err)
+		}
+	}
+	if got != size {
+		return fmt.Errorf("%s: the source sent %d bytes, want %d", p.name, got, size)
+	}
+	return nil
+}
+
 func closeWrite(c net.Conn) error {
 	cw, ok := c.(interface{ CloseWrite() error })
 	if !ok {
@@ -330,7 +376,7 @@ func BenchmarkIdleMemory(b *testing.B) {
 func idleSocat(b *testing.B, e *env) {
 	var sum, iters float64
 	for b.Loop() {
-		s, err := startSocat(e.echo.addr())
+		s, err := startSocat(e.backends["echo"].addr())
 		if err != nil {
 			b.Fatal(err)
 		}

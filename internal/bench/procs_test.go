@@ -40,11 +40,20 @@ const (
 // long-lived gateway process in front of them. It is started on first use
 // and stopped by TestMain.
 type env struct {
-	echo, sink *backend
-	socatEcho  *socatProc
-	socatSink  *socatProc
-	socatErr   error // why the socat rows are skipped
-	gw         *proc.Helper
+	backends map[string]*backend   // by service
+	socat    map[string]*socatProc // a socat relay to each backend, by service
+	socatErr error                 // why the socat rows are skipped
+	gw       *proc.Helper
+}
+
+// services are the backends every path reaches, by route name.
+var services = []struct {
+	name  string
+	serve func(*net.TCPConn)
+}{
+	{"echo", serveEcho},
+	{"sink", serveSink},
+	{"source", serveSource},
 }
 
 var (
@@ -64,21 +73,24 @@ func getEnv(b *testing.B) *env {
 }
 
 func startEnv() (*env, error) {
-	e := &env{}
+	e := &env{backends: make(map[string]*backend), socat: make(map[string]*socatProc)}
+	for _, svc := range services {
+		be, err := startBackend(svc.serve)
+		if err != nil {
+			e.stop()
+			return nil, err
+		}
+		e.backends[svc.name] = be
+	}
+	for _, svc := range services {
+		s, err := startSocat(e.backends[svc.name].addr())
+		if err != nil {
+			e.socatErr = err
+			break
+		}
+		e.socat[svc.name] = s
+	}
 	var err error
-	if e.echo, err = startBackend(serveEcho); err != nil {
-		return nil, err
-	}
-	if e.sink, err = startBackend(serveSink); err != nil {
-		e.stop()
-		return nil, err
-	}
-	if e.socatEcho, err = startSocat(e.echo.addr()); err == nil {
-		e.socatSink, err = startSocat(e.sink.addr())
-	}
-	if err != nil {
-		e.socatErr = err
-	}
 	e.gw, err = startGateway(e.routes(), strings.Fields(*gwWrap), *gwCPUProfile, "")
 	if err != nil {
 		e.stop()
@@ -88,7 +100,11 @@ func startEnv() (*env, error) {
 }
 
 func (e *env) routes() string {
-	return "/echo=tcp://" + e.echo.addr() + ",/sink=tcp://" + e.sink.addr()
+	var routes []string
+	for _, svc := range services {
+		routes = append(routes, "/"+svc.name+"=tcp://"+e.backends[svc.name].addr())
+	}
+	return strings.Join(routes, ",")
 }
 
 // stopEnv stops the shared environment if it was started.
@@ -102,20 +118,16 @@ func (e *env) stop() {
 	if e.gw != nil {
 		e.gw.Stop()
 	}
-	for _, s := range []*socatProc{e.socatEcho, e.socatSink} {
-		if s != nil {
-			s.stop()
-		}
+	for _, s := range e.socat {
+		s.stop()
 	}
-	for _, be := range []*backend{e.echo, e.sink} {
-		if be != nil {
-			be.close()
-		}
+	for _, be := range e.backends {
+		be.close()
 	}
 }
 
 // A path is one way from the benchmark's client to a backend service,
-// "echo" or "sink".
+// one of services.
 type path struct {
 	name  string
 	skip  string // when set, why this path cannot run
@@ -147,22 +159,20 @@ var pathNames = append([]string{pathPlain, pathSocat}, portholeNames...)
 
 func (e *env) paths() []path {
 	var d net.Dialer
-	plainAddr := map[string]string{"echo": e.echo.addr(), "sink": e.sink.addr()}
 	ps := []path{{
 		name: pathPlain,
 		dial: func(ctx context.Context, svc string) (net.Conn, error) {
-			return d.DialContext(ctx, "tcp", plainAddr[svc])
+			return d.DialContext(ctx, "tcp", e.backends[svc].addr())
 		},
 	}}
 	sp := path{name: pathSocat}
 	if e.socatErr != nil {
 		sp.skip = e.socatErr.Error()
 	} else {
-		socatAddr := map[string]string{"echo": e.socatEcho.addr, "sink": e.socatSink.addr}
 		sp.dial = func(ctx context.Context, svc string) (net.Conn, error) {
-			return d.DialContext(ctx, "tcp", socatAddr[svc])
+			return d.DialContext(ctx, "tcp", e.socat[svc].addr)
 		}
-		sp.relay = e.socatEcho.cmd.Process.Pid
+		sp.relay = e.socat["echo"].cmd.Process.Pid
 	}
 	ps = append(ps, sp)
 	for _, name := range portholeNames {
@@ -250,6 +260,25 @@ func serveEcho(c *net.TCPConn) {
 			return
 		}
 	}
+}
+
+// serveSource reads a size, 8 bytes big endian, sends that many bytes
+// and half-closes, then waits for the client's end.
+func serveSource(c *net.TCPConn) {
+	var size [8]byte
+	if _, err := io.ReadFull(c, size[:]); err != nil {
+		return
+	}
+	buf := make([]byte, writeSize)
+	for left := int64(binary.BigEndian.Uint64(size[:])); left > 0; {
+		m, err := c.Write(buf[:min(int64(len(buf)), left)])
+		left -= int64(m)
+		if err != nil {
+			return
+		}
+	}
+	c.CloseWrite()
+	io.Copy(io.Discard, c)
 }
 
 // serveSink reads until EOF, then answers the byte count as 8 bytes, big

@@ -66,6 +66,7 @@ var rows = []struct {
 }{
 	{"stream1", "1 stream, MB/s", 0},
 	{"stream8", "8 streams, aggregate MB/s", 0},
+	{"download1", "1 stream from the service, MB/s", 0},
 	{"p50", "64 B echo round trip p50, µs", 1},
 	{"p99", "64 B echo round trip p99, µs", 1},
 	{"rate", fmt.Sprintf("tunnels opened/s (%d at a time)", rateWorkers), 0},
