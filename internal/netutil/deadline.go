@@ -12,18 +12,22 @@ import (
 // How much one background read or write moves at a time. A write's chunk
 // is a handoff to a goroutine: 256 KiB makes it rare beside the write (one
 // WebSocket message, sixteen TLS records). A chunk's buffer is lent only
-// while a Write runs. The read buffer is the connection's own, and reads
-// return what has arrived, so it stays smaller.
+// while a Write runs. ReadFrom reads its source into a small chunk until a
+// read fills one, as that buffer waits for the source. The read buffer is
+// the connection's own, and reads return what has arrived, so it stays
+// smaller.
 const (
-	writeChunk = 256 << 10
-	readChunk  = 64 << 10
+	writeChunk      = 256 << 10
+	smallWriteChunk = 32 << 10
+	readChunk       = 64 << 10
 )
 
-// writeBuffers lends the chunk buffers of Writes; readBuffers those of
-// background reads.
+// writeBuffers and smallWriteBuffers lend the chunk buffers of Writes and
+// ReadFrom; readBuffers those of background reads.
 var (
-	writeBuffers = sync.Pool{New: func() any { b := make([]byte, writeChunk); return &b }}
-	readBuffers  = sync.Pool{New: func() any { b := make([]byte, readChunk); return &b }}
+	writeBuffers      = sync.Pool{New: func() any { b := make([]byte, writeChunk); return &b }}
+	smallWriteBuffers = sync.Pool{New: func() any { b := make([]byte, smallWriteChunk); return &b }}
+	readBuffers       = sync.Pool{New: func() any { b := make([]byte, readChunk); return &b }}
 )
 
 // Fragile is implemented by connections that a deadline passing mid-read or
@@ -53,7 +57,7 @@ type DeadlineConn struct {
 	net.Conn
 	w     guard
 	wmu   sync.Mutex // one Write or CloseWrite at a time; guards wbuf
-	wbuf  *[]byte    // the chunk buffer, from writeBuffers; owned by the background write while busy
+	wbuf  *[]byte    // the chunk buffer (takeWriteBuffer); owned by the background write while busy
 	r     *guard     // nil: reads and read deadlines go straight through
 	rmu   sync.Mutex // one guarded Read at a time
 	rdata []byte     // bytes read in the background, not yet returned
@@ -142,9 +146,7 @@ func (c *DeadlineConn) Write(p []byte) (int, error) {
 			c.releaseWriteBuffer()
 			return n, nil
 		}
-		if c.wbuf == nil {
-			c.wbuf = writeBuffers.Get().(*[]byte)
-		}
+		c.takeWriteBuffer(writeChunk)
 		m := copy(*c.wbuf, p[n:])
 		buf := (*c.wbuf)[:m]
 		c.w.start(func() error {

@@ -55,14 +55,16 @@ func (c *DeadlineConn) WriteTo(w io.Writer) (int64, error) {
 
 // ReadFrom writes r's bytes until r's EOF, the fast path of io.Copy and of
 // the relay. It reads them straight into the chunk buffer that the
-// background write sends from, saving Write's copy, and a chunk is as large
-// as r's read returns, up to 256 KiB, not io.Copy's 32 KiB. A *net.TCPConn
-// r is waited on holding no buffer. The write deadline applies as to Write:
-// after a timeout the chunk read last is still being written.
+// background write sends from, saving Write's copy: 32 KiB, as io.Copy's,
+// and 256 KiB after a read that filled the buffer, a bulk transfer. A
+// *net.TCPConn r is waited on holding no buffer; another r is read into
+// the small one. The write deadline applies as to Write: after a timeout
+// the chunk read last is still being written.
 func (c *DeadlineConn) ReadFrom(r io.Reader) (int64, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	tcp, _ := r.(*net.TCPConn)
+	size := smallWriteChunk
 	var n int64
 	for {
 		if c.closed.Load() {
@@ -81,10 +83,12 @@ func (c *DeadlineConn) ReadFrom(r io.Reader) (int64, error) {
 				return n, nil
 			}
 		}
-		if c.wbuf == nil {
-			c.wbuf = writeBuffers.Get().(*[]byte)
-		}
+		c.takeWriteBuffer(size)
 		m, rerr := r.Read(*c.wbuf)
+		size = smallWriteChunk
+		if m == len(*c.wbuf) {
+			size = writeChunk
+		}
 		if m > 0 {
 			buf := (*c.wbuf)[:m]
 			c.w.start(func() error {
@@ -106,11 +110,30 @@ func (c *DeadlineConn) ReadFrom(r io.Reader) (int64, error) {
 	}
 }
 
-// releaseWriteBuffer returns the chunk buffer, which no background write
-// may be using, to writeBuffers.
-func (c *DeadlineConn) releaseWriteBuffer() {
-	if c.wbuf != nil {
-		writeBuffers.Put(c.wbuf)
-		c.wbuf = nil
+// takeWriteBuffer makes the chunk buffer one of size bytes, writeChunk or
+// smallWriteChunk. No background write may be using the one it replaces.
+func (c *DeadlineConn) takeWriteBuffer(size int) {
+	if c.wbuf != nil && len(*c.wbuf) == size {
+		return
 	}
+	c.releaseWriteBuffer()
+	if size == writeChunk {
+		c.wbuf = writeBuffers.Get().(*[]byte)
+	} else {
+		c.wbuf = smallWriteBuffers.Get().(*[]byte)
+	}
+}
+
+// releaseWriteBuffer returns the chunk buffer, which no background write
+// may be using, to its pool.
+func (c *DeadlineConn) releaseWriteBuffer() {
+	if c.wbuf == nil {
+		return
+	}
+	if len(*c.wbuf) == writeChunk {
+		writeBuffers.Put(c.wbuf)
+	} else {
+		smallWriteBuffers.Put(c.wbuf)
+	}
+	c.wbuf = nil
 }

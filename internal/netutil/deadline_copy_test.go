@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -220,5 +221,44 @@ func TestFragileReadFromWaitsForTheLastChunk(t *testing.T) {
 	n, err := c.(io.ReaderFrom).ReadFrom(iotest.DataErrReader(strings.NewReader("last bytes")))
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("ReadFrom with nobody reading = %d, %v; want a deadline error", n, err)
+	}
+}
+
+// sizeRecorder is a connection marked fragile that records the size of
+// each Write it passes on.
+type sizeRecorder struct {
+	net.Conn
+	sizes chan int
+}
+
+func (sizeRecorder) FragileDeadlines() {}
+
+func (r sizeRecorder) Write(p []byte) (int, error) {
+	r.sizes <- len(p)
+	return r.Conn.Write(p)
+}
+
+// TestReadFromGrowsForBulk: ReadFrom reads a source into a 32 KiB chunk,
+// as io.Copy would, and moves to 256 KiB chunks once a read fills one: a
+// source that keeps it waiting holds no large buffer, and a bulk
+// transfer takes few large writes.
+func TestReadFromGrowsForBulk(t *testing.T) {
+	a, b := pair(t)
+	rec := sizeRecorder{a, make(chan int, 8)}
+	c := netutil.SafeDeadlines(rec)
+	defer c.Close()
+	go io.Copy(io.Discard, b)
+	const total = 32<<10 + 2*256<<10 + 10
+	if n, err := c.(io.ReaderFrom).ReadFrom(io.LimitReader(&endlessReader{}, total)); n != total || err != nil {
+		t.Fatalf("ReadFrom = %d, %v; want %d, nil", n, err, total)
+	}
+	close(rec.sizes)
+	var got []int
+	for n := range rec.sizes {
+		got = append(got, n)
+	}
+	want := []int{32 << 10, 256 << 10, 256 << 10, 10}
+	if !slices.Equal(got, want) {
+		t.Fatalf("writes of %v bytes, want %v", got, want)
 	}
 }
