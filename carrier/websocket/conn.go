@@ -208,15 +208,18 @@ func (c *conn) WriteTo(w io.Writer) (int64, error) {
 // the large one after a read that filled its buffer, a bulk transfer.
 func (c *conn) ReadFrom(r io.Reader) (int64, error) {
 	var n int64
-	sc, _ := r.(syscall.Conn)
+	var w *netutil.Waiter
+	if sc, isSocket := r.(syscall.Conn); isSocket {
+		w, _ = netutil.NewWaiter(sc)
+	}
 	size := smallBuffer
 	for {
-		if sc != nil {
-			eof, ok, err := netutil.WaitReadable(sc)
+		if w != nil {
+			eof, err := w.Readable()
 			if err != nil {
 				return n, err
 			}
-			if ok && eof {
+			if eof {
 				return n, nil
 			}
 		}

@@ -63,7 +63,10 @@ func (c *DeadlineConn) WriteTo(w io.Writer) (int64, error) {
 func (c *DeadlineConn) ReadFrom(r io.Reader) (int64, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	tcp, _ := r.(*net.TCPConn)
+	var w *Waiter
+	if tcp, isTCP := r.(*net.TCPConn); isTCP {
+		w, _ = NewWaiter(tcp)
+	}
 	size := smallWriteChunk
 	var n int64
 	for {
@@ -73,13 +76,13 @@ func (c *DeadlineConn) ReadFrom(r io.Reader) (int64, error) {
 		if err := c.w.wait(); err != nil {
 			return n, c.waitError("write", err)
 		}
-		if tcp != nil {
+		if w != nil {
 			c.releaseWriteBuffer()
-			eof, ok, err := WaitReadable(tcp)
+			eof, err := w.Readable()
 			if err != nil {
 				return n, err
 			}
-			if ok && eof {
+			if eof {
 				return n, nil
 			}
 		}

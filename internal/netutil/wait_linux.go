@@ -2,74 +2,119 @@ package netutil
 
 import (
 	"crypto/tls"
-	"errors"
 	"net"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// WaitReadable parks in the runtime's poller until the socket behind sc
-// has bytes to read or has reached EOF, and reports which. It holds no
-// buffer while it waits, so an idle connection costs nothing but its
-// socket. It checks before it waits: readiness that came earlier is not
-// signalled again. The connection's read deadline applies. ok is false
-// when sc cannot be waited on this way.
-func WaitReadable(sc syscall.Conn) (eof, ok bool, err error) {
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false, false, nil
-	}
-	eof, err = waitReadable(rc)
-	return eof, true, err
+// A Waiter parks a goroutine in the runtime's poller until one socket has
+// bytes to read or has reached its end, holding no buffer, so that an idle
+// connection costs nothing but its socket. It is made once per connection
+// (NewWaiter), so that a wait allocates nothing. The connection's read
+// deadline applies. One goroutine at a time may wait.
+type Waiter struct {
+	rc   syscall.RawConn
+	peek func(fd uintptr) bool // rc.Read's callback
+	inq  func(fd uintptr)      // rc.Control's callback
+
+	again bool // on the callback's next call, the poller has woken the goroutine
+	eof   bool
+	n     int
+	err   error // of the last system call
 }
 
-// WaitQueued is WaitReadable that also returns how many bytes are queued
-// (0 at EOF), at the cost of a second system call.
-func WaitQueued(sc syscall.Conn) (queued int, ok bool, err error) {
+// NewWaiter prepares waits on the socket behind sc; ok is false when sc
+// has none.
+func NewWaiter(sc syscall.Conn) (w *Waiter, ok bool) {
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return 0, false, nil
+		return nil, false
 	}
-	eof, err := waitReadable(rc)
-	if err != nil || eof {
-		return 0, true, err
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) { queued, serr = unix.IoctlGetInt(int(fd), unix.SIOCINQ) }); err != nil {
-		return 0, true, err
-	}
-	if serr != nil {
-		return 0, true, &net.OpError{Op: "read", Net: "tcp", Err: serr}
-	}
-	return queued, true, nil
-}
-
-// waitReadable is WaitReadable on the socket's raw connection: a peek of
-// one byte tells bytes from EOF, and its EAGAIN sends the goroutine to
-// the poller.
-func waitReadable(rc syscall.RawConn) (eof bool, err error) {
-	var serr error
-	err = rc.Read(func(fd uintptr) bool {
-		var b [1]byte
-		m, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	w = &Waiter{rc: rc}
+	// The peek checks before the goroutine parks: a readiness that came
+	// earlier is not signalled again. It tells bytes from the end; after
+	// the poller wakes the goroutine, what has come is left for the
+	// caller's next system call to tell.
+	w.peek = func(fd uintptr) bool {
+		if w.again {
+			return true
+		}
+		m, err := peekByte(fd)
 		switch {
-		case errors.Is(err, unix.EAGAIN):
-			return false // nothing yet: wait for readiness
+		case err == unix.EAGAIN:
+			w.again = true
+			return false
 		case err != nil:
-			serr = err
+			w.err = err
 		case m == 0:
-			eof = true
+			w.eof = true
 		}
 		return true
-	})
-	if err != nil {
-		return false, err
 	}
-	if serr != nil {
-		return false, &net.OpError{Op: "read", Net: "tcp", Err: serr}
+	w.inq = func(fd uintptr) { w.n, w.err = unix.IoctlGetInt(int(fd), unix.SIOCINQ) }
+	return w, true
+}
+
+// peekByte peeks at the next byte of socket fd without waiting: 1, 0 at
+// its end, or the error (EAGAIN: nothing yet). It is recvfrom(2) called
+// directly: unix.Recvfrom allocates the sender's address on every call.
+func peekByte(fd uintptr) (int, error) {
+	var b [1]byte
+	n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1, unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+	if errno != 0 {
+		return 0, errno
 	}
-	return eof, nil
+	return int(n), nil
+}
+
+// wait parks until the socket may be read; eof reports its end, when the
+// peek saw it; woke reports that the goroutine parked, after which the
+// peek has not looked.
+func (w *Waiter) wait() (eof, woke bool, err error) {
+	w.again, w.eof, w.err = false, false, nil
+	if err := w.rc.Read(w.peek); err != nil {
+		return false, false, err
+	}
+	if w.err != nil {
+		return false, false, &net.OpError{Op: "read", Net: "tcp", Err: w.err}
+	}
+	return w.eof, w.again, nil
+}
+
+// Readable parks until the socket has bytes to read or has reached its
+// end, and reports which: after it parked, it peeks once more, so that a
+// caller that then takes a buffer to read never waits holding it.
+func (w *Waiter) Readable() (eof bool, err error) {
+	for {
+		eof, woke, err := w.wait()
+		if err != nil || eof || !woke {
+			return eof, err
+		}
+	}
+}
+
+// Queued parks until the socket has bytes to read or has reached its end,
+// and returns how many bytes are queued, 0 at the end. After it parked it
+// asks the count at once (SIOCINQ), and peeks only when the count is 0:
+// the end, or a wake-up for bytes already read.
+func (w *Waiter) Queued() (int, error) {
+	for {
+		eof, woke, err := w.wait()
+		if err != nil || eof {
+			return 0, err
+		}
+		if err := w.rc.Control(w.inq); err != nil {
+			return 0, err
+		}
+		if w.err != nil {
+			return 0, &net.OpError{Op: "read", Net: "tcp", Err: w.err}
+		}
+		if w.n > 0 || !woke {
+			return w.n, nil
+		}
+	}
 }
 
 // Readiness tells whether a read of one connection would return without

@@ -32,12 +32,6 @@ func TestReadable(t *testing.T) {
 			t.Fatal("not Readable with a prefix to return")
 		}
 		a.Write([]byte("hello"))
-		if eof, ok, err := netutil.WaitReadable(b); err != nil || !ok || eof {
-			t.Fatalf("WaitReadable = %v, %v, %v; want bytes (false, true, nil)", eof, ok, err)
-		}
-		if n, _, err := netutil.WaitQueued(b); err != nil || n != 5 {
-			t.Fatalf("WaitQueued = %d, %v; want 5", n, err)
-		}
 		if !readable(t, rb) {
 			t.Fatal("not Readable with 5 bytes queued")
 		}
@@ -46,12 +40,6 @@ func TestReadable(t *testing.T) {
 			t.Fatal("Readable once the bytes were read")
 		}
 		a.CloseWrite()
-		if eof, ok, err := netutil.WaitReadable(b); err != nil || !ok || !eof {
-			t.Fatalf("WaitReadable after the peer's EOF = %v, %v, %v; want EOF (true, true, nil)", eof, ok, err)
-		}
-		if n, _, err := netutil.WaitQueued(b); err != nil || n != 0 {
-			t.Fatalf("WaitQueued after the peer's EOF = %d, %v; want 0", n, err)
-		}
 		if !readable(t, rb) {
 			t.Fatal("not Readable at the peer's EOF")
 		}
@@ -63,7 +51,8 @@ func TestReadable(t *testing.T) {
 			t.Fatal("Readable before any write")
 		}
 		client.Write([]byte("hello"))
-		if _, _, err := netutil.WaitQueued(server.NetConn().(*net.TCPConn)); err != nil {
+		w := waiter(t, server.NetConn().(*net.TCPConn))
+		if _, err := w.Queued(); err != nil {
 			t.Fatal(err)
 		}
 		if !readable(t, rs) {
@@ -85,6 +74,77 @@ func TestReadable(t *testing.T) {
 			t.Fatalf("Readiness of a net.Pipe = %v, true; want ok false", r)
 		}
 	})
+}
+
+// waiter makes a Waiter on c and fails the test when it cannot.
+func waiter(t testing.TB, c *net.TCPConn) *netutil.Waiter {
+	t.Helper()
+	w, ok := netutil.NewWaiter(c)
+	if !ok {
+		t.Fatal("no Waiter on a TCP connection")
+	}
+	return w
+}
+
+// TestWaiter: Readable and Queued tell bytes from the peer's end, whether
+// these came before the wait or while it was parked; Queued counts the
+// bytes. The parked cases take the path in which Queued asks the count
+// before it peeks.
+func TestWaiter(t *testing.T) {
+	type result struct {
+		eof bool
+		n   int
+		err error
+	}
+	readable := func(w *netutil.Waiter) result { eof, err := w.Readable(); return result{eof: eof, err: err} }
+	queued := func(w *netutil.Waiter) result { n, err := w.Queued(); return result{n: n, err: err} }
+	for name, wait := range map[string]func(*netutil.Waiter) result{"Readable": readable, "Queued": queued} {
+		t.Run(name, func(t *testing.T) {
+			a, b := pair(t)
+			w := waiter(t, b)
+			check := func(when string, got result, bytes bool) {
+				t.Helper()
+				want := result{eof: !bytes}
+				if name == "Queued" {
+					want = result{}
+					if bytes {
+						want.n = 5
+					}
+				}
+				if got != want {
+					t.Fatalf("%s %s = %+v, want %+v", name, when, got, want)
+				}
+			}
+			a.Write([]byte("hello"))
+			check("with bytes queued", wait(w), true)
+			io.ReadFull(b, make([]byte, 5))
+
+			parked := make(chan result, 1)
+			go func() { parked <- wait(w) }()
+			a.Write([]byte("again"))
+			check("parked, then bytes", <-parked, true)
+			io.ReadFull(b, make([]byte, 5))
+
+			go func() { parked <- wait(w) }()
+			a.CloseWrite()
+			check("parked, then the peer's end", <-parked, false)
+			check("after the peer's end", wait(w), false)
+		})
+	}
+}
+
+// BenchmarkWaiter is the relay's wait on its hot path with bytes queued:
+// no allocation.
+func BenchmarkWaiter(b *testing.B) {
+	a, c := pair(b)
+	a.Write([]byte("x"))
+	w := waiter(b, c)
+	b.ReportAllocs()
+	for b.Loop() {
+		if n, err := w.Queued(); n != 1 || err != nil {
+			b.Fatalf("Queued = %d, %v", n, err)
+		}
+	}
 }
 
 // BenchmarkReadiness is the relay's question on its hot path: the cost of

@@ -7,11 +7,17 @@ import (
 	"syscall"
 )
 
-// WaitReadable reports ok false: waiting without a buffer is Linux-only here.
-func WaitReadable(syscall.Conn) (eof, ok bool, err error) { return false, false, nil }
+// A Waiter waits for a socket's bytes holding no buffer: Linux-only here.
+type Waiter struct{}
 
-// WaitQueued reports ok false: waiting without a buffer is Linux-only here.
-func WaitQueued(syscall.Conn) (queued int, ok bool, err error) { return 0, false, nil }
+// NewWaiter reports ok false: waiting without a buffer is Linux-only here.
+func NewWaiter(syscall.Conn) (w *Waiter, ok bool) { return nil, false }
+
+// Readable is never called: NewWaiter makes no Waiter.
+func (*Waiter) Readable() (eof bool, err error) { return false, nil }
+
+// Queued is never called: NewWaiter makes no Waiter.
+func (*Waiter) Queued() (int, error) { return 0, nil }
 
 // Readiness answers ok false: asking the kernel is Linux-only here.
 type Readiness struct{}

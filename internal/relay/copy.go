@@ -30,14 +30,14 @@ func copyStream(dst, src net.Conn) (int64, error) {
 	if !srcTCP || !dstTCP {
 		return io.Copy(dst, src)
 	}
+	w, ok := netutil.NewWaiter(s)
+	if !ok {
+		return io.Copy(dst, src)
+	}
 	var n int64
 	lr := &io.LimitedReader{R: s} // a *io.LimitedReader of a *net.TCPConn still splices
 	for {
-		queued, ok, err := netutil.WaitQueued(s)
-		if !ok {
-			m, err := io.Copy(dst, src)
-			return n + m, err
-		}
+		queued, err := w.Queued()
 		if err != nil || queued == 0 {
 			return n, err
 		}
