@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // maxReasonBytes bounds how much of a refusal's body a client reads.
@@ -40,12 +41,13 @@ func Reason(resp *http.Response, body string) string {
 	return graphic(s)
 }
 
-// graphic returns s with its control and other non-graphic characters as
-// Go escapes (as in "\r", "\x1b"), when it has any: a reason comes from
-// whoever answered, and must neither break a log line nor reach a
-// terminal as an escape sequence.
+// graphic returns s with its control and other non-graphic characters,
+// and the bytes of invalid UTF-8, as Go escapes (as in "\r", "\x1b",
+// "\x9b"), when it has any: a reason comes from whoever answered, and must
+// neither break a log line nor reach a terminal as an escape sequence
+// (0x9b alone is one to a terminal that takes 8-bit controls).
 func graphic(s string) string {
-	if !strings.ContainsFunc(s, func(r rune) bool { return !strconv.IsGraphic(r) }) {
+	if utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return !strconv.IsGraphic(r) }) {
 		return s
 	}
 	q := strconv.QuoteToGraphic(s)
@@ -70,7 +72,7 @@ func summary(resp *http.Response, body string) string {
 // htmlTitle returns the text of the page's title element, its spaces
 // folded, or "".
 func htmlTitle(page string) string {
-	lower := strings.ToLower(page)
+	lower := asciiLower(page)
 	start := strings.Index(lower, "<title")
 	if start < 0 {
 		return ""
@@ -85,4 +87,18 @@ func htmlTitle(page string) string {
 		return ""
 	}
 	return strings.Join(strings.Fields(html.UnescapeString(page[start:start+end])), " ")
+}
+
+// asciiLower returns s with its ASCII letters in lower case and every
+// other byte as it is, so that an index into it is one into s.
+// strings.ToLower is not that: it writes each byte of invalid UTF-8 as
+// three, and a page from whoever answered may hold any bytes.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
