@@ -19,6 +19,7 @@ import (
 
 	"github.com/porthole/porthole/carrier"
 	"github.com/porthole/porthole/internal/backoff"
+	"github.com/porthole/porthole/internal/bufpool"
 )
 
 // Options configure Dial. The zero value of each field means its default.
@@ -239,13 +240,13 @@ func (c *Conn) sendLoop() {
 			return
 		}
 		off := c.out.base
-		bp := bodies.Get().(*[]byte) // held while a send is on its way only
+		bp := bufpool.Get(maxBodyBytes) // held while a send is on its way only
 		body := (*bp)[:c.out.copyFrom(*bp, off)]
 		eof := c.out.eof && off+int64(len(body)) == c.out.end()
 		c.mu.Unlock()
 
 		ack, err := c.put(off, body, eof)
-		bodies.Put(bp)
+		bufpool.Put(bp)
 		c.mu.Lock()
 		if err != nil {
 			c.fail(err)
@@ -358,14 +359,14 @@ func (c *Conn) get(k int64) (received, error) {
 // received is the gateway's answer to a receive.
 type received struct {
 	data []byte  // the bytes from the offset asked for, in buf
-	buf  *[]byte // from bodies; nil when data is empty
+	buf  *[]byte // from bufpool; nil when data is empty
 	end  error   // io.EOF after the gateway's end of stream, or why the stream broke
 }
 
 // release gives back the answer's buffer.
 func (r received) release() {
 	if r.buf != nil {
-		bodies.Put(r.buf)
+		bufpool.Put(r.buf)
 	}
 }
 
@@ -409,7 +410,7 @@ func (c *Conn) readAnswer(resp *http.Response, k int64) (received, error) {
 	if resp.ContentLength == 0 {
 		return ans, nil
 	}
-	ans.buf = bodies.Get().(*[]byte) // taken once the answer has come
+	ans.buf = bufpool.Get(maxBodyBytes) // taken once the answer has come
 	if ans.data, err = readAll(resp.Body, *ans.buf); err != nil {
 		ans.release()
 		return received{}, fmt.Errorf("%w: %v", errCut, err)

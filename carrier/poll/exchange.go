@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/carrier"
+	"github.com/porthole/porthole/internal/bufpool"
 )
 
 // send takes a send's body into the session: the bytes from the offset the
@@ -56,13 +57,13 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) (body []byte,
 		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 		return body, func() {}, err
 	}
-	bp := bodies.Get().(*[]byte)
+	bp := bufpool.Get(maxBodyBytes)
 	body = (*bp)[:r.ContentLength]
 	if _, err := io.ReadFull(r.Body, body); err != nil {
-		bodies.Put(bp)
+		bufpool.Put(bp)
 		return nil, nil, err
 	}
-	return body, func() { bodies.Put(bp) }, nil
+	return body, func() { bufpool.Put(bp) }, nil
 }
 
 // take puts the bytes of body, which starts at stream offset off, that the
@@ -113,7 +114,7 @@ func (s *Server) recv(w http.ResponseWriter, r *http.Request, sess *session) {
 	}
 	rep := sess.collect(r, k, s.longPoll())
 	if rep.buf != nil {
-		defer bodies.Put(rep.buf)
+		defer bufpool.Put(rep.buf)
 	}
 	switch {
 	case rep.conflict:
@@ -137,7 +138,7 @@ func (s *Server) recv(w http.ResponseWriter, r *http.Request, sess *session) {
 // sent after it is released.
 type reply struct {
 	data     []byte  // a copy of the bytes from the acknowledged offset, in buf
-	buf      *[]byte // from bodies, to give back once data is sent
+	buf      *[]byte // from bufpool, to give back once data is sent
 	eof      bool    // the service's end of stream follows data
 	err      error   // the stream broke after the acknowledged offset
 	conflict bool    // the acknowledged offset is outside the held bytes
@@ -145,7 +146,7 @@ type reply struct {
 }
 
 // collect drops the bytes before k, which the client holds, and copies
-// up to maxBodyBytes from k into a buffer from bodies, waiting up to wait
+// up to maxBodyBytes from k into a buffer from bufpool, waiting up to wait
 // for some. A waiting receive holds no buffer.
 func (sess *session) collect(r *http.Request, k int64, wait time.Duration) reply {
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
@@ -162,7 +163,7 @@ func (sess *session) collect(r *http.Request, k int64, wait time.Duration) reply
 			sess.broadcast() // room for the relay's writes
 		}
 		if out.end() > k {
-			bp := bodies.Get().(*[]byte)
+			bp := bufpool.Get(maxBodyBytes)
 			n := out.copyFrom(*bp, k)
 			return reply{data: (*bp)[:n], buf: bp, eof: out.eof && k+int64(n) == out.end()}
 		}

@@ -26,8 +26,9 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
+
+	"github.com/porthole/porthole/internal/bufpool"
 )
 
 // Header names of the protocol.
@@ -79,11 +80,9 @@ const (
 // maxBodyBytes bounds the body of a client's send and of the gateway's
 // answer to a receive: big enough that a request's cost is small beside
 // its bytes, small enough that the next send fits in the gateway's buffer
-// while one is taken in.
-const maxBodyBytes = 256 << 10
-
-// bodies holds buffers of maxBodyBytes for request and answer bodies.
-var bodies = sync.Pool{New: func() any { b := make([]byte, maxBodyBytes); return &b }}
+// while one is taken in. Bodies are read into buffers of that size from
+// bufpool, lent only while a body is on its way.
+const maxBodyBytes = bufpool.Large
 
 // parseOffset reads a non-negative stream offset from header name of h.
 func parseOffset(h http.Header, name string) (int64, error) {

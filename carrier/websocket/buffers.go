@@ -1,44 +1,17 @@
 package websocket
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/porthole/porthole/internal/bufpool"
+)
 
 // MaxMessageSent is the largest message the carrier sends: a Write of more
 // goes out as several messages. A gateway's message limit
 // (gateway.Options.MaxMessageBytes) below it cuts off porthole's clients.
-const MaxMessageSent = largeBuffer
-
-// The relay's copy buffers. They are lent only while bytes move, so an
-// idle tunnel holds none. A transfer starts with a small one and moves to
-// a large one once it has filled the small one: a bulk transfer then takes
-// a few large reads and writes (see "WebSocket throughput" in
-// docs/benchmarks.md), while many tunnels that each move a little hold a
-// little each.
-const (
-	smallBuffer = 32 << 10
-	largeBuffer = 256 << 10
-)
-
-var (
-	smallBuffers = sync.Pool{New: func() any { b := make([]byte, smallBuffer); return &b }}
-	largeBuffers = sync.Pool{New: func() any { b := make([]byte, largeBuffer); return &b }}
-)
-
-// getBuffer lends a copy buffer of size smallBuffer or largeBuffer.
-func getBuffer(size int) *[]byte {
-	if size == largeBuffer {
-		return largeBuffers.Get().(*[]byte)
-	}
-	return smallBuffers.Get().(*[]byte)
-}
-
-// putBuffer returns a buffer getBuffer lent.
-func putBuffer(bp *[]byte) {
-	if len(*bp) == largeBuffer {
-		largeBuffers.Put(bp)
-		return
-	}
-	smallBuffers.Put(bp)
-}
+// It is the relay's large copy buffer (bufpool.Large), so that a bulk
+// transfer's read is one message.
+const MaxMessageSent = bufpool.Large
 
 // gorilla's write buffers, lent only while a message is being written, so
 // an idle tunnel holds none; gorilla wants a pool per buffer size.

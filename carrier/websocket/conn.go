@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/porthole/porthole/internal/bufpool"
 	"github.com/porthole/porthole/internal/netutil"
 )
 
@@ -162,7 +163,7 @@ func (c *conn) WriteTo(w io.Writer) (int64, error) {
 		if !c.open() {
 			break
 		}
-		bp := getBuffer(smallBuffer)
+		bp := bufpool.Get(bufpool.Small)
 		for c.inMessage() && c.readErr == nil {
 			// Fill the buffer, to the message's end or as long as more
 			// bytes have arrived, before each write: the first read of a
@@ -182,19 +183,19 @@ func (c *conn) WriteTo(w io.Writer) (int64, error) {
 			}
 			if filled > 0 {
 				if _, werr := w.Write(buf[:filled]); werr != nil {
-					putBuffer(bp)
+					bufpool.Put(bp)
 					return n, werr
 				}
 				n += int64(filled)
 			}
-			if filled == len(buf) && len(buf) < largeBuffer && c.inMessage() {
+			if filled == bufpool.Small && len(buf) == bufpool.Small && c.inMessage() {
 				// A message larger than the small buffer: a bulk
 				// transfer, which goes on through the large one.
-				putBuffer(bp)
-				bp = getBuffer(largeBuffer)
+				bufpool.Put(bp)
+				bp = bufpool.Get(bufpool.Large)
 			}
 		}
-		putBuffer(bp)
+		bufpool.Put(bp)
 	}
 	if c.readErr == io.EOF {
 		return n, nil
@@ -212,7 +213,7 @@ func (c *conn) ReadFrom(r io.Reader) (int64, error) {
 	if sc, isSocket := r.(syscall.Conn); isSocket {
 		w, _ = netutil.NewWaiter(sc)
 	}
-	size := smallBuffer
+	size := bufpool.Small
 	for {
 		if w != nil {
 			eof, err := w.Readable()
@@ -223,20 +224,17 @@ func (c *conn) ReadFrom(r io.Reader) (int64, error) {
 				return n, nil
 			}
 		}
-		bp := getBuffer(size)
+		bp := bufpool.Get(size)
 		m, err := r.Read(*bp)
-		size = smallBuffer
-		if m == len(*bp) {
-			size = largeBuffer
-		}
+		size = bufpool.Next(m, len(*bp))
 		if m > 0 {
 			if _, werr := c.Write((*bp)[:m]); werr != nil {
-				putBuffer(bp)
+				bufpool.Put(bp)
 				return n, werr
 			}
 			n += int64(m)
 		}
-		putBuffer(bp)
+		bufpool.Put(bp)
 		if err == io.EOF {
 			return n, nil
 		}

@@ -7,28 +7,24 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/porthole/porthole/internal/bufpool"
 )
 
 // How much one background read or write moves at a time. A write's chunk
-// is a handoff to a goroutine: 256 KiB makes it rare beside the write (one
-// WebSocket message, sixteen TLS records). A chunk's buffer is lent only
-// while a Write runs. ReadFrom reads its source into a small chunk until a
-// read fills one, as that buffer waits for the source. The read buffer is
-// the connection's own, and reads return what has arrived, so it stays
-// smaller.
+// is a handoff to a goroutine: a Large buffer (256 KiB) makes it rare
+// beside the write (one WebSocket message, sixteen TLS records). A chunk's
+// buffer is lent (bufpool) only while a Write runs; ReadFrom reads its
+// source into a Small one until a read fills it, as that buffer waits for
+// the source. The read buffer is the connection's own, and reads return
+// what has arrived, so it stays smaller.
 const (
-	writeChunk      = 256 << 10
-	smallWriteChunk = 32 << 10
-	readChunk       = 64 << 10
+	writeChunk = bufpool.Large
+	readChunk  = 64 << 10
 )
 
-// writeBuffers and smallWriteBuffers lend the chunk buffers of Writes and
-// ReadFrom; readBuffers those of background reads.
-var (
-	writeBuffers      = sync.Pool{New: func() any { b := make([]byte, writeChunk); return &b }}
-	smallWriteBuffers = sync.Pool{New: func() any { b := make([]byte, smallWriteChunk); return &b }}
-	readBuffers       = sync.Pool{New: func() any { b := make([]byte, readChunk); return &b }}
-)
+// readBuffers lends the buffers of background reads.
+var readBuffers = sync.Pool{New: func() any { b := make([]byte, readChunk); return &b }}
 
 // Fragile is implemented by connections that a deadline passing mid-read or
 // mid-write breaks for good, such as a WebSocket whose framing is left

@@ -3,6 +3,8 @@ package netutil
 import (
 	"io"
 	"net"
+
+	"github.com/porthole/porthole/internal/bufpool"
 )
 
 // WriteTo writes the connection's bytes to w until EOF, the fast path of
@@ -67,7 +69,7 @@ func (c *DeadlineConn) ReadFrom(r io.Reader) (int64, error) {
 	if tcp, isTCP := r.(*net.TCPConn); isTCP {
 		w, _ = NewWaiter(tcp)
 	}
-	size := smallWriteChunk
+	size := bufpool.Small
 	var n int64
 	for {
 		if c.closed.Load() {
@@ -88,10 +90,7 @@ func (c *DeadlineConn) ReadFrom(r io.Reader) (int64, error) {
 		}
 		c.takeWriteBuffer(size)
 		m, rerr := r.Read(*c.wbuf)
-		size = smallWriteChunk
-		if m == len(*c.wbuf) {
-			size = writeChunk
-		}
+		size = bufpool.Next(m, len(*c.wbuf))
 		if m > 0 {
 			buf := (*c.wbuf)[:m]
 			c.w.start(func() error {
@@ -113,30 +112,21 @@ func (c *DeadlineConn) ReadFrom(r io.Reader) (int64, error) {
 	}
 }
 
-// takeWriteBuffer makes the chunk buffer one of size bytes, writeChunk or
-// smallWriteChunk. No background write may be using the one it replaces.
+// takeWriteBuffer makes the chunk buffer one of size bytes, bufpool.Small
+// or bufpool.Large. No background write may be using the one it replaces.
 func (c *DeadlineConn) takeWriteBuffer(size int) {
 	if c.wbuf != nil && len(*c.wbuf) == size {
 		return
 	}
 	c.releaseWriteBuffer()
-	if size == writeChunk {
-		c.wbuf = writeBuffers.Get().(*[]byte)
-	} else {
-		c.wbuf = smallWriteBuffers.Get().(*[]byte)
-	}
+	c.wbuf = bufpool.Get(size)
 }
 
 // releaseWriteBuffer returns the chunk buffer, which no background write
 // may be using, to its pool.
 func (c *DeadlineConn) releaseWriteBuffer() {
-	if c.wbuf == nil {
-		return
+	if c.wbuf != nil {
+		bufpool.Put(c.wbuf)
+		c.wbuf = nil
 	}
-	if len(*c.wbuf) == writeChunk {
-		writeBuffers.Put(c.wbuf)
-	} else {
-		smallWriteBuffers.Put(c.wbuf)
-	}
-	c.wbuf = nil
 }
