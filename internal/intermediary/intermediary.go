@@ -33,10 +33,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/porthole/porthole/internal/proc"
 )
 
 // Bounds on the waits here.
@@ -234,41 +235,14 @@ func (p *process) awaitListen(port int) (string, error) {
 }
 
 // listenPort returns the port of a TCP socket on which the process
-// listens, or 0 while there is none. want, when nonzero, is the only port
-// that counts. The socket is found through the process's own file
-// descriptors, their inodes looked up in /proc/PID/net/tcp (a table of
-// the whole network namespace); any error reading /proc counts as not yet.
+// listens, or 0 while there is none (proc.ListenPort); want, when nonzero,
+// is the only port that counts. Any error reading /proc counts as not yet.
 func (p *process) listenPort(want int) int {
-	pid := p.cmd.Process.Pid
-	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
-	ents, err := os.ReadDir(fdDir)
+	port, err := proc.ListenPort(p.cmd.Process.Pid, want)
 	if err != nil {
 		return 0
 	}
-	inodes := make(map[string]bool)
-	for _, ent := range ents {
-		link, err := os.Readlink(filepath.Join(fdDir, ent.Name()))
-		if ino, ok := strings.CutPrefix(link, "socket:["); err == nil && ok {
-			inodes[strings.TrimSuffix(ino, "]")] = true
-		}
-	}
-	tab, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/tcp", pid))
-	if err != nil {
-		return 0
-	}
-	// sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
-	for _, line := range strings.Split(string(tab), "\n")[1:] {
-		f := strings.Fields(line)
-		if len(f) < 10 || f[3] != "0A" || !inodes[f[9]] { // 0A: TCP_LISTEN
-			continue
-		}
-		_, hexPort, _ := strings.Cut(f[1], ":")
-		port, err := strconv.ParseUint(hexPort, 16, 16)
-		if err == nil && (want == 0 || int(port) == want) {
-			return int(port)
-		}
-	}
-	return 0
+	return port
 }
 
 // serveOnSocket starts the program build describes with a socket

@@ -112,7 +112,7 @@ func OpenFileLimit(pid int) (soft, hard int64, err error) {
 func ListeningPort(pid int, exited <-chan struct{}) (int, error) {
 	deadline := time.Now().Add(Timeout)
 	for {
-		port, err := findListeningPort(pid)
+		port, err := ListenPort(pid, 0)
 		if err != nil || port != 0 {
 			return port, err
 		}
@@ -127,8 +127,12 @@ func ListeningPort(pid int, exited <-chan struct{}) (int, error) {
 	}
 }
 
-// findListeningPort returns the port of pid's listening TCP socket, or 0.
-func findListeningPort(pid int) (int, error) {
+// ListenPort returns the port of a TCP socket process pid listens on, or
+// 0 while it has none; want, when nonzero, is the only port that counts.
+// The socket is found through the process's own file descriptors, their
+// inodes looked up in /proc/PID/net/tcp (a table of the whole network
+// namespace).
+func ListenPort(pid, want int) (int, error) {
 	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
 	ents, err := os.ReadDir(fdDir)
 	if err != nil {
@@ -162,7 +166,9 @@ func findListeningPort(pid int) (int, error) {
 		if err != nil {
 			return 0, fmt.Errorf("reading /proc/%d/net/tcp: %q: %w", pid, f[1], err)
 		}
-		return int(port), nil
+		if want == 0 || int(port) == want {
+			return int(port), nil
+		}
 	}
 	return 0, nil
 }
