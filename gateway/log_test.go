@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -12,7 +11,6 @@ import (
 	"net"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,42 +25,14 @@ import (
 // each.
 var carriers = []string{porthole.Raw, porthole.WebSocket, porthole.Poll}
 
-// logBuffer keeps what a logger writes and tells waiters at each write.
-type logBuffer struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	changed chan struct{} // closed and replaced at each write
-}
-
-func newLogBuffer() *logBuffer { return &logBuffer{changed: make(chan struct{})} }
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.Write(p)
-	close(b.changed)
-	b.changed = make(chan struct{})
-	return len(p), nil
-}
-
-func (b *logBuffer) snapshot() (string, <-chan struct{}) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String(), b.changed
-}
-
-func (b *logBuffer) String() string {
-	s, _ := b.snapshot()
-	return s
-}
-
-// waitCount waits, within waitLimit, until re matches n times in the logs.
-func (b *logBuffer) waitCount(t *testing.T, re *regexp.Regexp, n int) {
+// waitCount waits, within waitLimit, until re matches n times in the logs
+// b holds.
+func waitCount(t *testing.T, b *testgw.Buffer, re *regexp.Regexp, n int) {
 	t.Helper()
 	deadline := time.NewTimer(waitLimit)
 	defer deadline.Stop()
 	for {
-		s, changed := b.snapshot()
+		s, changed := b.Snapshot()
 		if len(re.FindAllStringIndex(s, -1)) >= n {
 			return
 		}
@@ -75,7 +45,7 @@ func (b *logBuffer) waitCount(t *testing.T, re *regexp.Regexp, n int) {
 }
 
 // jsonLogger logs everything, Debug included, as JSON into b.
-func jsonLogger(b *logBuffer) *slog.Logger {
+func jsonLogger(b *testgw.Buffer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
@@ -121,7 +91,7 @@ func (c *teeConn) Read(p []byte) (int, error) {
 // session id appears in any log line.
 func TestLogsHoldNoSecrets(t *testing.T) {
 	const token, wrong = "s3cret", "wr0ngs3cret"
-	logs := newLogBuffer()
+	logs := &testgw.Buffer{}
 	gw := testgw.Start(t, gateway.Options{
 		Routes: []gateway.Route{{
 			Path:    "/secret",
@@ -130,7 +100,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		}},
 		Logger: jsonLogger(logs),
 	})
-	answers := newLogBuffer() // every byte the gateway sent the poll client
+	answers := &testgw.Buffer{} // every byte the gateway sent the poll client
 	closedRe := regexp.MustCompile(`"msg":"tunnel closed"`)
 	for i, c := range carriers {
 		d := &porthole.Dialer{Token: token, Carrier: c}
@@ -140,11 +110,11 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		conn := dialWith(t, gw.URL+"/secret", d)
 		echo(t, conn, "hello over "+c)
 		conn.Close()
-		logs.waitCount(t, closedRe, i+1)
+		waitCount(t, logs, closedRe, i+1)
 	}
 	ws := testgw.OpenWS(t, gw, false, "/secret", testgw.With("Sec-WebSocket-Protocol: binary, porthole.token."+token))
 	ws.Conn.Close()
-	logs.waitCount(t, closedRe, len(carriers)+1)
+	waitCount(t, logs, closedRe, len(carriers)+1)
 
 	refusedRe := regexp.MustCompile(`"msg":"tunnel refused"`)
 	ctx, cancel := context.WithTimeout(t.Context(), waitLimit)
@@ -155,7 +125,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 			t.Fatalf("a wrong token opened a tunnel over %s", c)
 		}
 	}
-	logs.waitCount(t, refusedRe, len(carriers))
+	waitCount(t, logs, refusedRe, len(carriers))
 	if err := gw.Stop(t, waitLimit); err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +178,7 @@ func TestTunnelEndLog(t *testing.T) {
 		c.(*net.TCPConn).SetLinger(0)
 		c.Close()
 	})
-	logs := newLogBuffer()
+	logs := &testgw.Buffer{}
 	gw := testgw.Start(t, gateway.Options{
 		Routes: []gateway.Route{
 			{Path: "/echo", Service: service.Echo{}},
@@ -219,7 +189,7 @@ func TestTunnelEndLog(t *testing.T) {
 	var ends []map[string]any
 	lastEnd := func(n int) map[string]any {
 		t.Helper()
-		logs.waitCount(t, regexp.MustCompile(`"msg":"tunnel closed"`), n)
+		waitCount(t, logs, regexp.MustCompile(`"msg":"tunnel closed"`), n)
 		ends = ends[:0]
 		for line := range strings.SplitSeq(strings.TrimSpace(logs.String()), "\n") {
 			var rec map[string]any

@@ -23,7 +23,7 @@ import (
 // routes, and checks every metric's numbers exactly.
 func TestMetrics(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
-	logs := newLogBuffer()
+	logs := &testgw.Buffer{}
 	echoRoute := gateway.Route{Path: "/echo", Service: service.Echo{}}
 	routes := []gateway.Route{
 		echoRoute,
@@ -42,7 +42,7 @@ func TestMetrics(t *testing.T) {
 			continue
 		}
 		conn.Close()
-		logs.waitCount(t, closedRe, i+1)
+		waitCount(t, logs, closedRe, i+1)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), waitLimit)
 	defer cancel()
@@ -83,7 +83,7 @@ func TestMetrics(t *testing.T) {
 
 	// Once the session ends, the route it outlived is gone.
 	pollConn.Close()
-	logs.waitCount(t, closedRe, len(carriers))
+	waitCount(t, logs, closedRe, len(carriers))
 	compare(t, reg, `
 		porthole_tunnels_open{carrier="poll",route="/echo"} 0
 		porthole_tunnels_open{carrier="raw",route="/echo"} 0
@@ -110,7 +110,7 @@ func TestMetrics(t *testing.T) {
 		porthole_poll_sessions{route="/mounted"} 1
 	`)
 	conn.Close()
-	logs.waitCount(t, closedRe, len(carriers)+1)
+	waitCount(t, logs, closedRe, len(carriers)+1)
 }
 
 // pingBytes are the byte counts of one "ping" echoed on /echo over each

@@ -7,24 +7,12 @@ import (
 	"encoding/hex"
 	"flag"
 	"io"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
-
-// writeFile writes content at dir/name and returns its path.
-func writeFile(t testing.TB, dir, name, content string) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // hashTokenCmd runs porthole hash-token on token, as a person makes a
 // tokens_sha256 entry, and checks it against the digest made here.
@@ -217,16 +205,6 @@ func TestConfigRouteFlags(t *testing.T) {
 	}
 }
 
-// openTunnel starts porthole connect URL with a stdin the test writes to,
-// and checks that it echoes a first line.
-func openTunnel(t *testing.T, url string) (*proc, *io.PipeWriter) {
-	t.Helper()
-	in, out := io.Pipe()
-	t.Cleanup(func() { out.Close() })
-	p := startPorthole(t, in, "connect", url)
-	return p, out
-}
-
 // SIGHUP reloads the file: an added route opens, a removed one refuses new
 // tunnels, a changed one follows its new policy, and the tunnels open
 // before are untouched (the chat room too: a new participant joins the
@@ -249,10 +227,10 @@ target = "chat"
 	file := writeFile(t, dir, "porthole.toml", v1)
 	g := startServe(t, "-config", file, "-listen", "127.0.0.1:0")
 
-	old, oldIn := openTunnel(t, g.url+"/old")
+	oldIn, old := startStdio(t, g.url+"/old")
 	io.WriteString(oldIn, "before\n")
 	old.waitOutput("before\n")
-	chat, chatIn := openTunnel(t, g.url+"/chat")
+	chatIn, chat := startStdio(t, g.url+"/chat")
 	chat.waitOutput("* you are guest1; nobody else is here yet\n")
 
 	writeFile(t, dir, "porthole.toml", `[[route]]

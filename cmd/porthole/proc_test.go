@@ -16,10 +16,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/porthole/porthole/internal/testgw"
 )
 
 // bin is the porthole binary TestMain builds, with -race when the tests
@@ -61,8 +62,8 @@ type proc struct {
 	t      testing.TB
 	name   string
 	cmd    *exec.Cmd
-	stdout stream
-	stderr stream
+	stdout testgw.Buffer
+	stderr testgw.Buffer
 	done   chan struct{} // closed once the process has exited and its output is in
 }
 
@@ -93,8 +94,6 @@ func startCmd(t testing.TB, cmd *exec.Cmd) *proc {
 	if len(cmd.Args) > 1 {
 		p.name += " " + cmd.Args[1]
 	}
-	p.stdout.init()
-	p.stderr.init()
 	if cmd.Stdout == nil {
 		cmd.Stdout = &p.stdout
 	}
@@ -194,19 +193,19 @@ func (p *proc) waitOutput(want string) {
 	p.waitFor(&p.stdout, fmt.Sprintf("stdout %q", want), func(s string) bool { return s == want })
 }
 
-func (p *proc) waitFor(s *stream, what string, match func(string) bool) {
+func (p *proc) waitFor(s *testgw.Buffer, what string, match func(string) bool) {
 	p.t.Helper()
 	deadline := time.NewTimer(patience)
 	defer deadline.Stop()
 	for {
-		text, changed := s.snapshot()
+		text, changed := s.Snapshot()
 		if match(text) {
 			return
 		}
 		select {
 		case <-changed:
 		case <-p.done:
-			if text, _ := s.snapshot(); match(text) {
+			if text, _ := s.Snapshot(); match(text) {
 				return
 			}
 			p.t.Fatalf("%s exited (code %d) before printing %s; stdout:\n%s\nstderr:\n%s",
@@ -216,36 +215,6 @@ func (p *proc) waitFor(s *stream, what string, match func(string) bool) {
 				p, what, patience, p.stdout.String(), p.stderr.String())
 		}
 	}
-}
-
-// stream is an io.Writer that keeps what is written and tells waiters.
-type stream struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	changed chan struct{} // closed and replaced at each write
-}
-
-func (s *stream) init() { s.changed = make(chan struct{}) }
-
-func (s *stream) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.buf.Write(p)
-	close(s.changed)
-	s.changed = make(chan struct{})
-	return len(p), nil
-}
-
-// snapshot returns the text so far and a channel closed at the next write.
-func (s *stream) snapshot() (string, <-chan struct{}) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String(), s.changed
-}
-
-func (s *stream) String() string {
-	text, _ := s.snapshot()
-	return text
 }
 
 // gw is a running "porthole serve".
@@ -326,4 +295,14 @@ func runPortholeEnv(t testing.TB, env []string, stdin []byte, args ...string) re
 	p := startCmd(t, cmd)
 	code := p.wait()
 	return result{code, p.stdout.String(), p.stderr.String()}
+}
+
+// writeFile writes content at dir/name and returns its path.
+func writeFile(t testing.TB, dir, name, content string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

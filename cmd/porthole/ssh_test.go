@@ -10,7 +10,6 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"testing"
 	"time"
 )
@@ -50,10 +49,8 @@ func TestSSHProxyCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	authorized := filepath.Join(dir, "authorized_keys")
-	config := filepath.Join(dir, "sshd_config")
-	mustWrite(t, authorized, string(pub))
-	mustWrite(t, config, fmt.Sprintf(`HostKey %s
+	authorized := writeFile(t, dir, "authorized_keys", string(pub))
+	config := writeFile(t, dir, "sshd_config", fmt.Sprintf(`HostKey %s
 AuthorizedKeysFile %s
 PidFile none
 UsePAM no
@@ -135,11 +132,4 @@ func lookPath(name string, also ...string) string {
 		}
 	}
 	return ""
-}
-
-func mustWrite(t testing.TB, path, text string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(strings.TrimLeft(text, "\n")), 0o600); err != nil {
-		t.Fatal(err)
-	}
 }

@@ -2,9 +2,7 @@ package config
 
 import (
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/gateway"
+	"github.com/porthole/porthole/internal/testgw"
 	"github.com/porthole/porthole/internal/tlsutil"
 	"github.com/porthole/porthole/service"
 )
@@ -28,14 +27,10 @@ func writeConfig(t testing.TB, doc string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Leaf.Raw})
+	certPEM, keyPEM := testgw.CertPEM(t, cert)
 	for name, b := range map[string][]byte{
 		"cert.pem":       certPEM,
-		"key.pem":        pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}),
+		"key.pem":        keyPEM,
 		"clients-ca.pem": certPEM,
 		"porthole.toml":  []byte(doc),
 	} {
