@@ -186,10 +186,9 @@ type checker struct {
 	errs  []error
 }
 
-// fail records a problem at the line of key path.
-// fail records an error at the line of path. Line breaks in it, which a
-// value quoted from the file or an error naming a file may hold, are
-// escaped: each error is one line.
+// fail records a problem at the line of key path. Line breaks in it,
+// which a value quoted from the file or an error naming a file may hold,
+// are escaped: each error is one line.
 func (c *checker) fail(path, format string, args ...any) {
 	msg := oneLine.Replace(fmt.Sprintf(format, args...))
 	c.errs = append(c.errs, &Error{File: c.name, Line: c.lines.at(path), Msg: msg})
