@@ -40,6 +40,15 @@ func CheckPath(path string) error {
 	return nil
 }
 
+// CheckCarrier says what is wrong with a carrier's name in
+// Route.Carriers, or returns nil.
+func CheckCarrier(name string) error {
+	if !slices.Contains(Carriers, name) {
+		return fmt.Errorf("unknown carrier %q; use %s", name, strings.Join(Carriers, ", "))
+	}
+	return nil
+}
+
 // SetRoutes replaces the gateway's routes, as a configuration reload does.
 // New and changed routes take effect for the requests that follow; open
 // tunnels are untouched, poll sessions included, even on a route that is
@@ -92,8 +101,8 @@ func newRoute(r Route, o Options, state *routeState) (*route, error) {
 		return nil, fmt.Errorf("route %s has no service", r.Path)
 	}
 	for _, name := range r.Carriers {
-		if !slices.Contains(Carriers, name) {
-			return nil, fmt.Errorf("route %s: unknown carrier %q; use %s", r.Path, name, strings.Join(Carriers, ", "))
+		if err := CheckCarrier(name); err != nil {
+			return nil, fmt.Errorf("route %s: %w", r.Path, err)
 		}
 	}
 	if r.Auth != nil && len(r.Auth.Tokens) == 0 && r.Auth.ClientCAs == nil {

@@ -317,8 +317,8 @@ func (c *checker) route(at string, r *fileRoute) (gateway.Route, bool) {
 		svc = s
 	}
 	for i, cr := range r.Carriers {
-		if !slices.Contains(gateway.Carriers, cr) {
-			c.fail(indexed(at+".carriers", i), "%s: unknown carrier %q; use %s", name, cr, strings.Join(gateway.Carriers, ", "))
+		if err := gateway.CheckCarrier(cr); err != nil {
+			c.fail(indexed(at+".carriers", i), "%s: %v", name, err)
 		}
 	}
 	if _, ok := c.lines[at+".carriers"]; ok && len(r.Carriers) == 0 {
