@@ -48,9 +48,13 @@ type conn struct {
 	lastRead   atomic.Int64 // when the last frame was read, as sinceEpoch
 	lastPing   atomic.Int64 // when the last ping went out (or the tunnel opened), as sinceEpoch
 	pinging    atomic.Bool  // a ping is being written
+	silent     atomic.Bool  // the keep-alive cut the tunnel: the peer sent nothing for two periods
 	peerClosed atomic.Bool  // the peer's Close was read: it answers no more pings
 	keepalive  *keepalive   // nil: no pings
 }
+
+// errSilent is the read error of a tunnel the keep-alive cut.
+var errSilent = errors.New("websocket: cut: the peer sent nothing, not even a pong, for two ping intervals")
 
 // maxCloseWait bounds writing a Close frame.
 const maxCloseWait = 5 * time.Second
@@ -84,6 +88,7 @@ func (c *conn) keepAlive(now, period time.Duration) bool {
 		return false
 	}
 	if now-time.Duration(c.lastRead.Load()) > 2*period {
+		c.silent.Store(true)
 		go c.ws.NetConn().Close() // a TLS close_notify may wait
 		return false
 	}
@@ -359,6 +364,11 @@ func (c *conn) linger() {
 // a Close without a code (1005), which browsers and Node's ws send for a
 // close() given none.
 func (c *conn) readError(err error) error {
+	if c.silent.Load() {
+		// Not the closed connection's error, which the relay takes for
+		// its own closing and drops: the tunnel broke.
+		return errSilent
+	}
 	var ce *websocket.CloseError
 	if errors.As(err, &ce) {
 		c.peerClosed.Store(true)
