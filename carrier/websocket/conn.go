@@ -350,7 +350,8 @@ const lingerTime = time.Second
 // with the peer's bytes unread would make the kernel reset the connection,
 // and a reset destroys what the peer has not read yet: the echo and the
 // Close frame that says why the tunnel failed (net/http's closeWriteAndWait
-// avoids the same). It runs on the reading goroutine.
+// avoids the same). It runs where nothing else reads: on the reading
+// goroutine, or at Close once the peer's Close has ended the reading.
 func (c *conn) linger() {
 	nc := c.ws.NetConn()
 	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
@@ -441,7 +442,10 @@ func (c *conn) sendCloseLocked(code int, reason string) error {
 }
 
 // Close sends Close 1000 if this side has not ended yet (and no Write is
-// in progress), and closes the connection, which ends any Write. Only a
+// in progress), and closes the connection, which ends any Write. A peer
+// that went on sending after its own Close, which RFC 6455 forbids, is
+// lingered for as after a protocol error, so that the reset its unread
+// bytes would cause does not destroy what it has not read yet. Only a
 // second Close is an error (net.ErrClosed): the goodbyes (the Close frame,
 // a TLS close_notify) are best effort, as the peer may be gone already,
 // and the socket is released all the same.
@@ -452,6 +456,11 @@ func (c *conn) Close() error {
 			c.keepalive.remove(c)
 		}
 		c.trySendClose(websocket.CloseNormalClosure, "")
+		if c.peerClosed.Load() {
+			if unread, _ := netutil.NewReadiness(c.ws.NetConn()).Readable(); unread {
+				c.linger()
+			}
+		}
 		c.ws.NetConn().Close()
 		err = nil
 	})

@@ -358,30 +358,44 @@ func FuzzFrames(f *testing.F) {
 	})
 }
 
-// TestErrorCloseSurvivesUnreadBytes: a client that sends messages, then a
-// frame breaking RFC 6455, then more bytes, gets the echo of every message
-// before the bad frame and the gateway's Close 1002, not a reset. FuzzFrames
-// found it: closing the connection with the client's bytes unread makes
-// the kernel answer with a reset, and the reset destroys what the client
-// has not read yet, the Close frame included.
-func TestErrorCloseSurvivesUnreadBytes(t *testing.T) {
+// TestCloseSurvivesUnreadBytes: a client that sends messages, then a frame
+// that ends its stream (one breaking RFC 6455, or its Close), then more
+// bytes, gets the echo of every message before that frame and the
+// gateway's Close, not a reset. FuzzFrames found both: closing the
+// connection with the client's bytes unread makes the kernel answer with a
+// reset, and the reset destroys what the client has not read yet, the
+// Close frame included.
+func TestCloseSurvivesUnreadBytes(t *testing.T) {
 	gw := start(t, gateway.Options{PingInterval: -1})
 	const messages = 200
-	var stream []byte
-	for range messages {
-		stream = append(stream, frame(testgw.OpBinary, true, "e").Bytes()...)
-	}
-	stream = append(stream, frame(3, true, "bad opcode").Bytes()...)
-	stream = append(stream, bytes.Repeat([]byte{0x82}, 16<<10)...)
-	for range 5 {
-		ws := testgw.OpenWS(t, gw, false, "/echo")
-		if _, err := ws.Conn.Write(stream); err != nil {
-			t.Fatal(err)
-		}
-		c := ws.ReadUntilClose(t)
-		if c.Code != 1002 || len(c.Data) != messages {
-			t.Fatalf("the gateway echoed %d bytes and closed with %d %q; want %d bytes and 1002", len(c.Data), c.Code, c.Reason, messages)
-		}
-		ws.Conn.Close()
+	for _, end := range []struct {
+		name  string
+		frame testgw.Frame
+		code  int
+	}{
+		{"protocol error", frame(3, true, "bad opcode"), 1002},
+		{"Close, then more", testgw.ClientFrame(testgw.OpClose, testgw.ClosePayload(1000, "")), 1000},
+	} {
+		t.Run(end.name, func(t *testing.T) {
+			var stream []byte
+			for range messages {
+				stream = append(stream, frame(testgw.OpBinary, true, "e").Bytes()...)
+			}
+			stream = append(stream, end.frame.Bytes()...)
+			stream = append(stream, bytes.Repeat([]byte{0x82}, 16<<10)...)
+			for range 5 {
+				ws := testgw.OpenWS(t, gw, false, "/echo")
+				if _, err := ws.Conn.Write(stream); err != nil {
+					t.Fatal(err)
+				}
+				ws.Conn.(*net.TCPConn).CloseWrite()
+				c := ws.ReadUntilClose(t)
+				if c.Code != end.code || len(c.Data) != messages {
+					t.Fatalf("the gateway echoed %d bytes and closed with %d %q; want %d bytes and %d", len(c.Data), c.Code, c.Reason, messages, end.code)
+				}
+				ws.ExpectEnd(t)
+				ws.Conn.Close()
+			}
+		})
 	}
 }
