@@ -46,7 +46,9 @@ func (g *Gateway) Addr(useTLS bool) string {
 	return strings.TrimPrefix(g.URL, "http://")
 }
 
-// IsReset reports a connection the other end reset.
+// IsReset reports a connection the other end reset: a read or write fails
+// with ECONNRESET or EPIPE, and a half-close (shutdown(2)) of a socket
+// the reset has already ended fails with ENOTCONN.
 func IsReset(err error) bool {
-	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ENOTCONN)
 }
