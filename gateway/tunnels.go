@@ -121,7 +121,11 @@ func (r *registry) drain(ctx context.Context) error {
 	for t := range r.open {
 		t.cut.Store(true)
 		close(t.stop)
-		t.conn.Close()
+		// A Close may wait (a Close frame or a TLS close_notify to a
+		// peer that reads nothing, a WebSocket peer's last bytes): each
+		// on its own, so that slow peers hold the shutdown up only as
+		// long as the slowest.
+		go t.conn.Close()
 	}
 	r.mu.Unlock()
 	r.wait(nil)

@@ -265,3 +265,47 @@ func TestShutdownWhileWriteBlocked(t *testing.T) {
 		t.Fatal("Shutdown with a 500ms deadline still blocked after 5s: closing the tunnel waits behind its stuck write")
 	}
 }
+
+// TestShutdownLingersAtOnce: tunnels whose clients sent their Close and
+// then more bytes, to a service still sending, each linger up to a second
+// when Shutdown closes them (so that the reset the unread bytes would
+// cause destroys nothing the clients have not read): all at the same
+// time, not one after the other.
+func TestShutdownLingersAtOnce(t *testing.T) {
+	const tunnels = 4
+	ended := make(chan struct{}, tunnels)
+	gw := start(t, gateway.Options{PingInterval: -1, Routes: []gateway.Route{
+		{Path: "/talker", Service: service.Handler(func(c net.Conn) {
+			defer c.Close()
+			io.Copy(io.Discard, c) // until the client's Close
+			ended <- struct{}{}
+			for { // and on, to a client that reads nothing, until Shutdown
+				if _, err := c.Write([]byte("still talking")); err != nil {
+					return
+				}
+			}
+		})},
+	}})
+	// More than the gateway's read buffer holds, so that bytes stay
+	// queued in its socket.
+	stream := append(testgw.ClientFrame(testgw.OpClose, testgw.ClosePayload(1000, "")).Bytes(), bytes.Repeat([]byte("after the Close "), 1<<10)...)
+	for range tunnels {
+		ws := testgw.OpenWS(t, gw, false, "/talker")
+		if _, err := ws.Conn.Write(stream); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range tunnels {
+		select {
+		case <-ended:
+		case <-time.After(waitLimit):
+			t.Fatal("a client's Close never reached the service")
+		}
+	}
+	start := time.Now()
+	gw.Stop(t, time.Millisecond)
+	// One linger is a second (lingerTime); four in turn would be four.
+	if elapsed := time.Since(start); elapsed > 2500*time.Millisecond {
+		t.Fatalf("Shutdown took %v: the tunnels lingered one after the other", elapsed)
+	}
+}
