@@ -14,8 +14,8 @@
 //	go test -run '^$' -bench . -benchtime 1x ./internal/bench
 //
 // Flags after -args look inside the gateway process: -gw.cpuprofile FILE,
-// -gw.memprofile FILE, -gw.log LEVEL, and -gw.wrap 'CMD ARGS' to run it
-// under strace or perf.
+// -gw.memprofile FILE, -gw.log LEVEL, and -gw.wrap 'CMD ARGS' to run it,
+// and the WebSocket benchmarks' relays, under strace, perf or taskset.
 //
 // The socat rows need Debian's socat on PATH (apt-get install socat); without
 // it they are skipped. The gateway runs in a process of its own (the test

@@ -25,7 +25,7 @@ var (
 	gwLog        = flag.String("gw.log", "warn", "log `level` of the gateway process (debug, info, warn, error); its logs go to stderr")
 	gwCPUProfile = flag.String("gw.cpuprofile", "", "write a CPU profile of the long-lived gateway process (throughput, round trip and tunnel rate) to `file`")
 	gwMemProfile = flag.String("gw.memprofile", "", "write a heap profile of the memory benchmark's gateway process, taken with its idle tunnels open, to `file`")
-	gwWrap       = flag.String("gw.wrap", "", "run the long-lived gateway process under this `command` prefix, split at spaces, as in \"strace -c -f -o /tmp/gw.strace\"")
+	gwWrap       = flag.String("gw.wrap", "", "run the long-lived gateway process, and the WebSocket benchmarks' long-lived relay processes, under this `command` prefix, split at spaces, as in \"strace -c -f -o /tmp/gw.strace\" or \"taskset -c 1\"")
 )
 
 // Bounds on every operation, so a stuck relay fails a benchmark instead of

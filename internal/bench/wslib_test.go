@@ -80,9 +80,10 @@ func (e *wsEnv) routes() string {
 	return "/echo=tcp://" + e.echo.addr() + ",/sink=tcp://" + e.sink.addr()
 }
 
-// startWSRelay starts a relay process for lib.
-func (e *wsEnv) startWSRelay(lib wsLib) (*proc.Helper, error) {
-	return proc.StartHelper(nil, nil, wsRelayEnv+"="+lib.name, wsRelayRoutesEnv+"="+e.routes())
+// startWSRelay starts a relay process for lib, under the command wrap
+// when it is not empty.
+func (e *wsEnv) startWSRelay(lib wsLib, wrap []string) (*proc.Helper, error) {
+	return proc.StartHelper(wrap, nil, wsRelayEnv+"="+lib.name, wsRelayRoutesEnv+"="+e.routes())
 }
 
 // relay returns lib's long-lived relay process, starting it on first use.
@@ -92,7 +93,7 @@ func (e *wsEnv) relay(lib wsLib) (*proc.Helper, error) {
 	if g := e.relays[lib.name]; g != nil {
 		return g, nil
 	}
-	g, err := e.startWSRelay(lib)
+	g, err := e.startWSRelay(lib, strings.Fields(*gwWrap))
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +247,7 @@ func BenchmarkWSLibIdleMemory(b *testing.B) {
 	for _, lib := range wsLibs {
 		b.Run(lib.name, func(b *testing.B) {
 			idleProc(b, wsKey(lib.name),
-				func() (*proc.Helper, error) { return e.startWSRelay(lib) },
+				func() (*proc.Helper, error) { return e.startWSRelay(lib, nil) },
 				func(g *proc.Helper) path { return wsPath(lib, g) })
 		})
 	}
