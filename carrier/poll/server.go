@@ -78,11 +78,7 @@ func (s *Server) Accept(w http.ResponseWriter, r *http.Request) (net.Conn, error
 		idleTimeout: s.idleTimeout(),
 		finished:    make(chan struct{}),
 	}
-	openID := r.Header.Get(OpenHeader)
-	var openKey [sha256.Size]byte
-	if openID != "" && len(openID) <= maxOpenIDBytes {
-		openKey = sha256.Sum256([]byte(openID))
-	}
+	openKey, named := openKeyOf(r)
 	sess.forget = func() { s.remove(key, openKey, sess) }
 	sess.expire = time.AfterFunc(sess.idleTimeout, sess.timeout)
 
@@ -99,7 +95,7 @@ func (s *Server) Accept(w http.ResponseWriter, r *http.Request) (net.Conn, error
 		s.opens = make(map[[sha256.Size]byte]*session)
 	}
 	s.sessions[key] = sess
-	if openKey != ([sha256.Size]byte{}) {
+	if named {
 		s.opens[openKey] = sess
 	}
 	s.mu.Unlock()
@@ -117,14 +113,23 @@ func (s *Server) InSession(r *http.Request) bool {
 
 // reopened returns the session r opened before, by its OpenHeader.
 func (s *Server) reopened(r *http.Request) *session {
-	id := r.Header.Get(OpenHeader)
-	if id == "" || len(id) > maxOpenIDBytes {
+	key, named := openKeyOf(r)
+	if !named {
 		return nil
 	}
-	key := sha256.Sum256([]byte(id))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.opens[key]
+}
+
+// openKeyOf is the key of r's OpenHeader in Server.opens; named is false
+// when r names no open, or names it past maxOpenIDBytes.
+func openKeyOf(r *http.Request) (key [sha256.Size]byte, named bool) {
+	id := r.Header.Get(OpenHeader)
+	if id == "" || len(id) > maxOpenIDBytes {
+		return key, false
+	}
+	return sha256.Sum256([]byte(id)), true
 }
 
 // ServeSession answers a request in a session: a send, a receive or a
