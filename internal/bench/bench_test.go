@@ -149,16 +149,9 @@ func download(p path, size int64, buf []byte) error {
 	if _, err := c.Write(ask[:]); err != nil {
 		return fmt.Errorf("%s: asking the source: %w", p.name, err)
 	}
-	var got int64
-	for {
-		m, err := c.Read(buf)
-		got += int64(m)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("%s: reading after %d bytes: %w", p.name, got, err)
-		}
+	got, err := readToEOF(c, buf)
+	if err != nil {
+		return fmt.Errorf("%s: reading after %d bytes: %w", p.name, got, err)
 	}
 	if got != size {
 		return fmt.Errorf("%s: the source sent %d bytes, want %d", p.name, got, size)

@@ -284,22 +284,32 @@ func serveSource(c *net.TCPConn) {
 // serveSink reads until EOF, then answers the byte count as 8 bytes, big
 // endian, so the client knows every byte arrived.
 func serveSink(c *net.TCPConn) {
-	buf := make([]byte, 256<<10)
-	var n int64
-	for {
-		m, err := c.Read(buf)
-		n += int64(m)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return
-		}
+	n, err := readToEOF(c, make([]byte, 256<<10))
+	if err != nil {
+		return
 	}
 	var ack [8]byte
 	binary.BigEndian.PutUint64(ack[:], uint64(n))
 	c.Write(ack[:])
 	c.CloseWrite()
+}
+
+// readToEOF reads r through buf until its EOF, dropping the bytes, and
+// returns how many there were; an error other than EOF is returned with
+// the count so far. Each read fills as much of buf as has arrived, as the
+// sink and the download client of these benchmarks read.
+func readToEOF(r io.Reader, buf []byte) (int64, error) {
+	var n int64
+	for {
+		m, err := r.Read(buf)
+		n += int64(m)
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
 }
 
 // socatProc is a socat relay in fork mode: the parent accepts, each
