@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/porthole/porthole/carrier"
+	"github.com/porthole/porthole/internal/netutil"
 )
 
 // Handshake opens a WebSocket tunnel to the route at u's path over conn, an
@@ -27,7 +28,8 @@ func Handshake(ctx context.Context, conn net.Conn, u *url.URL, header http.Heade
 	if h.Get("Sec-WebSocket-Protocol") == "" {
 		protos = []string{Subprotocol}
 	}
-	given := func(context.Context, string, string) (net.Conn, error) { return conn, nil }
+	reads, handOff := netutil.NewHandOff(conn)
+	given := func(context.Context, string, string) (net.Conn, error) { return reads, nil }
 	d := websocket.Dialer{
 		NetDialContext:    given,
 		NetDialTLSContext: given,
@@ -56,5 +58,5 @@ func Handshake(ctx context.Context, conn net.Conn, u *url.URL, header http.Heade
 		}
 		return nil, nil, fmt.Errorf("WebSocket handshake: %w", err)
 	}
-	return newConn(ws, 0, nil), resp.Header, nil
+	return newConn(ws, conn, handOff, 0, nil), resp.Header, nil
 }

@@ -32,6 +32,7 @@ import (
 // wrapped by netutil.SafeDeadlines, which FragileDeadlines asks for.
 type conn struct {
 	ws *websocket.Conn
+	nc net.Conn // the connection beneath, as hijacked or dialed
 
 	// Read side, used by one reader at a time.
 	msg     io.Reader // the message being read; nil between messages
@@ -39,8 +40,9 @@ type conn struct {
 	partial []byte    // an incomplete UTF-8 sequence held back from a text message
 	ready   []byte    // checked text bytes a short Read had no room for
 	readErr error     // sticky
-	// readiness asks whether more has arrived (arrived); made on first use.
-	readiness *netutil.Readiness
+	// handOff: what gorilla's reads do before they wait; WriteTo hands on
+	// what it holds there.
+	handOff *netutil.HandOff
 
 	wmu        sync.Mutex // Write and the Close frame
 	closeSent  bool
@@ -59,9 +61,10 @@ var errSilent = errors.New("websocket: cut: the peer sent nothing, not even a po
 // maxCloseWait bounds writing a Close frame.
 const maxCloseWait = 5 * time.Second
 
-// newConn makes the tunnel of ws; k, if not nil, keeps it alive.
-func newConn(ws *websocket.Conn, readLimit int64, k *keepalive) *conn {
-	c := &conn{ws: ws, keepalive: k}
+// newConn makes the tunnel of ws, which runs over nc through the
+// connection netutil.NewHandOff made of it; k, if not nil, keeps it alive.
+func newConn(ws *websocket.Conn, nc net.Conn, handOff *netutil.HandOff, readLimit int64, k *keepalive) *conn {
+	c := &conn{ws: ws, nc: nc, handOff: handOff, keepalive: k}
 	ws.SetReadLimit(readLimit)
 	// The peer's Close is its end of stream: answer it when our side ends.
 	ws.SetCloseHandler(func(int, string) error { return nil })
@@ -89,7 +92,7 @@ func (c *conn) keepAlive(now, period time.Duration) bool {
 	}
 	if now-time.Duration(c.lastRead.Load()) > 2*period {
 		c.silent.Store(true)
-		go c.ws.NetConn().Close() // a TLS close_notify may wait
+		go c.nc.Close() // a TLS close_notify may wait
 		return false
 	}
 	if now-time.Duration(c.lastPing.Load()) >= period && c.pinging.CompareAndSwap(false, true) {
@@ -161,39 +164,39 @@ func (c *conn) readMsg(p []byte) (int, error) {
 }
 
 // WriteTo copies the peer's stream to w until its end, the relay's fast
-// path: it waits for each message holding no buffer of its own.
+// path: it waits for each message holding no buffer of its own. It fills
+// its buffer to the message's end before each write, since a message's
+// first read returns only what gorilla's read buffer holds, and writing
+// that alone would cost a second write per message. Bytes that came are
+// not held for bytes still to come: whenever a read would wait, what the
+// buffer holds goes to w first (netutil.HandOff).
 func (c *conn) WriteTo(w io.Writer) (int64, error) {
-	var n int64
+	out := &held{w: w}
+	write := out.write // made once: a method value allocates
 	for c.readErr == nil {
 		if !c.open() {
 			break
 		}
 		bp := bufpool.Get(bufpool.Small)
 		for c.inMessage() && c.readErr == nil {
-			// Fill the buffer, to the message's end or as long as more
-			// bytes have arrived, before each write: the first read of a
-			// message returns only what the read buffer holds, and
-			// writing that alone would cost a second write per message.
-			// Bytes still on their way are not waited for, and after a
-			// short read not asked for: a small message goes out with
-			// no question asked.
-			buf, filled, last := *bp, 0, 0
-			for filled < len(buf) && c.inMessage() && c.readErr == nil && (filled == 0 || !shortRead(last) && c.arrived()) {
-				m, err := c.readMsg(buf[filled:])
-				filled += m
-				last = m
+			out.buf, out.start, out.end = *bp, 0, 0
+			for out.end < len(out.buf) && c.inMessage() && c.readErr == nil {
+				c.handOff.Func = nil
+				if out.end > out.start {
+					c.handOff.Func = write
+				}
+				m, err := c.readMsg(out.buf[out.end:])
+				out.end += m
 				if err != nil {
 					break
 				}
 			}
-			if filled > 0 {
-				if _, werr := w.Write(buf[:filled]); werr != nil {
-					bufpool.Put(bp)
-					return n, werr
-				}
-				n += int64(filled)
+			c.handOff.Func = nil
+			if out.write() != nil {
+				bufpool.Put(bp)
+				return out.n, out.err
 			}
-			if filled == bufpool.Small && len(buf) == bufpool.Small && c.inMessage() {
+			if out.end == bufpool.Small && len(out.buf) == bufpool.Small && c.inMessage() {
 				// A message larger than the small buffer: a bulk
 				// transfer, which goes on through the large one.
 				bufpool.Put(bp)
@@ -202,11 +205,49 @@ func (c *conn) WriteTo(w io.Writer) (int64, error) {
 		}
 		bufpool.Put(bp)
 	}
-	if c.readErr == io.EOF {
-		return n, nil
+	if out.err != nil {
+		return out.n, out.err
 	}
-	return n, c.readErr
+	if c.readErr == io.EOF {
+		return out.n, nil
+	}
+	return out.n, c.readErr
 }
+
+// held is what WriteTo has read and not yet written: buf[start:end].
+type held struct {
+	w          io.Writer
+	buf        []byte
+	start, end int
+	n          int64 // written
+	err        error // of a write; sticky
+}
+
+// write writes what is held. A failed write ends the read that handed
+// off, with a handOffError.
+func (h *held) write() error {
+	if h.err != nil {
+		return handOffError{h.err}
+	}
+	if h.start == h.end {
+		return nil
+	}
+	m, err := h.w.Write(h.buf[h.start:h.end])
+	h.n += int64(m)
+	h.start = h.end
+	if err != nil {
+		h.err = err
+		return handOffError{err}
+	}
+	return nil
+}
+
+// handOffError is a failed write to the service, seen by the read that
+// handed off: the tunnel ends with the write's error.
+type handOffError struct{ err error }
+
+func (e handOffError) Error() string { return e.err.Error() }
+func (e handOffError) Unwrap() error { return e.err }
 
 // ReadFrom sends r's bytes as binary messages until r's EOF, the relay's
 // fast path: when r is a socket it waits for bytes holding no buffer, then
@@ -248,27 +289,6 @@ func (c *conn) ReadFrom(r io.Reader) (int64, error) {
 		}
 	}
 }
-
-// arrived reports whether the next read can go on without waiting for
-// the peer: bytes have arrived that are not read yet, or the connection
-// has ended. Where that cannot be told, it reports true. It costs a
-// poll(2) (about 4.5% of the relay's CPU with 32 KiB messages, see
-// docs/benchmarks.md), the price of never holding back bytes that came.
-func (c *conn) arrived() bool {
-	if c.readiness == nil {
-		c.readiness = netutil.NewReadiness(c.ws.NetConn())
-	}
-	readable, ok := c.readiness.Readable()
-	return readable || !ok
-}
-
-// shortRead reports whether a read of a message's bytes that returned n
-// means it is time to write them, without asking whether more has
-// arrived: n is under half of the read buffer, so the read ended the
-// frame (a small message, typed keys, say) or found the socket drained.
-// A bulk message's first read returns what the read buffer held, nearly
-// all of it, and the reads after it larger amounts.
-func shortRead(n int) bool { return n < readBufferSize/2 }
 
 // inMessage reports whether a message has bytes left to read.
 func (c *conn) inMessage() bool { return c.msg != nil || len(c.ready) > 0 }
@@ -337,7 +357,7 @@ func (c *conn) readText(p []byte) (int, error) {
 func (c *conn) fail(code int, reason string) error {
 	c.trySendClose(code, reason)
 	c.linger()
-	c.ws.NetConn().Close()
+	c.nc.Close()
 	return &websocket.CloseError{Code: code, Text: reason}
 }
 
@@ -353,18 +373,21 @@ const lingerTime = time.Second
 // avoids the same). It runs where nothing else reads: on the reading
 // goroutine, or at Close once the peer's Close has ended the reading.
 func (c *conn) linger() {
-	nc := c.ws.NetConn()
-	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
-	nc.SetReadDeadline(time.Now().Add(lingerTime))
-	io.Copy(io.Discard, nc)
+	c.nc.SetReadDeadline(time.Now().Add(lingerTime))
+	io.Copy(io.Discard, c.nc)
 }
 
 // readError maps a read error: the peer's normal Close is EOF, and so is
 // a Close without a code (1005), which browsers and Node's ws send for a
 // close() given none.
 func (c *conn) readError(err error) error {
+	var he handOffError
+	if errors.As(err, &he) {
+		return he.err // the service's write failed; nothing to tell the peer
+	}
 	if c.silent.Load() {
 		// Not the closed connection's error, which the relay takes for
 		// its own closing and drops: the tunnel broke.
@@ -457,11 +480,11 @@ func (c *conn) Close() error {
 		}
 		c.trySendClose(websocket.CloseNormalClosure, "")
 		if c.peerClosed.Load() {
-			if unread, _ := netutil.NewReadiness(c.ws.NetConn()).Readable(); unread {
+			if unread, _ := netutil.NewReadiness(c.nc).Readable(); unread {
 				c.linger()
 			}
 		}
-		c.ws.NetConn().Close()
+		c.nc.Close()
 		err = nil
 	})
 	return err
@@ -472,8 +495,8 @@ func (c *conn) RemoteAddr() net.Addr { return c.ws.RemoteAddr() }
 
 // Deadlines go to the underlying connection. A deadline that passes mid-frame
 // breaks the WebSocket for good; netutil.SafeDeadlines guards against it.
-func (c *conn) SetDeadline(t time.Time) error      { return c.ws.NetConn().SetDeadline(t) }
-func (c *conn) SetReadDeadline(t time.Time) error  { return c.ws.NetConn().SetReadDeadline(t) }
-func (c *conn) SetWriteDeadline(t time.Time) error { return c.ws.NetConn().SetWriteDeadline(t) }
+func (c *conn) SetDeadline(t time.Time) error      { return c.nc.SetDeadline(t) }
+func (c *conn) SetReadDeadline(t time.Time) error  { return c.nc.SetReadDeadline(t) }
+func (c *conn) SetWriteDeadline(t time.Time) error { return c.nc.SetWriteDeadline(t) }
 
 var _ netutil.Fragile = (*conn)(nil)

@@ -7,6 +7,7 @@
 package websocket
 
 import (
+	"bufio"
 	"encoding/base64"
 	"fmt"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/porthole/porthole/carrier"
+	"github.com/porthole/porthole/internal/netutil"
 )
 
 // Subprotocol is the one subprotocol the carrier speaks: binary messages,
@@ -136,12 +138,32 @@ func (s *Server) Accept(w http.ResponseWriter, r *http.Request) (net.Conn, error
 			s.keepalive = &keepalive{period: period}
 		}
 	})
-	ws, err := s.upgrader.Upgrade(w, r, http.Header{carrier.PeerPortHeader: {carrier.PeerPort(r.RemoteAddr)}})
+	hj := &hijacker{ResponseWriter: w}
+	ws, err := s.upgrader.Upgrade(hj, r, http.Header{carrier.PeerPortHeader: {carrier.PeerPort(r.RemoteAddr)}})
 	if err != nil {
 		return nil, fmt.Errorf("websocket carrier: %w", err)
 	}
-	ws.NetConn().SetDeadline(time.Time{})
-	return newConn(ws, s.readLimit(), s.keepalive), nil
+	hj.nc.SetDeadline(time.Time{})
+	return newConn(ws, hj.nc, hj.handOff, s.readLimit(), s.keepalive), nil
+}
+
+// hijacker hands gorilla the hijacked connection through
+// netutil.NewHandOff, for the tunnel's WriteTo.
+type hijacker struct {
+	http.ResponseWriter
+	nc      net.Conn
+	handOff *netutil.HandOff
+}
+
+func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	h.nc = nc
+	reads, handOff := netutil.NewHandOff(nc)
+	h.handOff = handOff
+	return reads, brw, nil
 }
 
 func (s *Server) readLimit() int64 {

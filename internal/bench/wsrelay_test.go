@@ -50,9 +50,10 @@ import (
 //     holds per idle connection further: a 1 KiB bufio.Reader of its own in
 //     place of net/http's 4 KiB one.
 //   - gorilla-rb1k-ready: the same, reading on within a message only while
-//     more has arrived (a poll(2), as carrier/websocket's relay asks), so
-//     that it holds back no bytes of a message still open; the others
-//     wait for the buffer to fill or the message to end.
+//     more has arrived (a poll(2), as carrier/websocket's relay asked before
+//     it handed off instead, see netutil.HandOff), so that it holds back no
+//     bytes of a message still open; the others wait for the buffer to
+//     fill or the message to end.
 //   - gorilla-rb1k-ping: gorilla-rb1k with a keep-alive as the carrier
 //     first had it (a ping every 30 seconds from a timer per connection):
 //     a pending timer makes the Go runtime's poller wait with a timeout,

@@ -161,3 +161,48 @@ func (r *Readiness) Readable() (readable, ok bool) {
 	}
 	return r.readable, true
 }
+
+// readNow reads a connection's bytes only when they are there: a
+// HandOffConn's first try.
+type readNow struct {
+	rc        syscall.RawConn       // a TCP socket's; nil for other connections
+	try       func(fd uintptr) bool // rc.Read's callback
+	p         []byte
+	n         int
+	err       error
+	readiness *Readiness // for other connections
+}
+
+func (r *readNow) init(c net.Conn) {
+	if sc, isSocket := c.(syscall.Conn); isSocket {
+		if rc, err := sc.SyscallConn(); err == nil {
+			r.rc = rc
+			r.try = func(fd uintptr) bool {
+				r.n, r.err = unix.Read(int(fd), r.p)
+				return true // never park: the caller hands off first
+			}
+			return
+		}
+	}
+	r.readiness = NewReadiness(c)
+}
+
+// read reads p from c if bytes are waiting; ok is false when it did not
+// read: nothing has arrived, or the socket's end or error, which c.Read
+// tells, or nothing can tell.
+func (r *readNow) read(c net.Conn, p []byte) (n int, ok bool, err error) {
+	if r.rc == nil {
+		if readable, known := r.readiness.Readable(); readable && known {
+			n, err = c.Read(p)
+			return n, true, err
+		}
+		return 0, false, nil
+	}
+	r.p = p
+	err = r.rc.Read(r.try)
+	r.p = nil
+	if err != nil || r.err != nil || r.n <= 0 {
+		return 0, false, nil
+	}
+	return r.n, true, nil
+}

@@ -27,3 +27,11 @@ func NewReadiness(net.Conn) *Readiness { return &Readiness{} }
 
 // Readable reports ok false.
 func (*Readiness) Readable() (readable, ok bool) { return false, false }
+
+// readNow cannot tell whether bytes are waiting: Linux-only here, so a
+// HandOffConn hands off before every Read.
+type readNow struct{}
+
+func (*readNow) init(net.Conn) {}
+
+func (*readNow) read(net.Conn, []byte) (n int, ok bool, err error) { return 0, false, nil }
