@@ -47,7 +47,8 @@ type conn struct {
 	wmu        sync.Mutex // Write and the Close frame
 	closeSent  bool
 	closeOnce  sync.Once
-	lastRead   atomic.Int64 // when the last frame was read, as sinceEpoch
+	heard      atomic.Bool  // a frame was read since the keep-alive last looked
+	lastHeard  atomic.Int64 // when the keep-alive last found heard set (or the tunnel opened), as sinceEpoch
 	lastPing   atomic.Int64 // when the last ping went out (or the tunnel opened), as sinceEpoch
 	pinging    atomic.Bool  // a ping is being written
 	silent     atomic.Bool  // the keep-alive cut the tunnel: the peer sent nothing for two periods
@@ -69,15 +70,24 @@ func newConn(ws *websocket.Conn, nc net.Conn, handOff *netutil.HandOff, readLimi
 	// The peer's Close is its end of stream: answer it when our side ends.
 	ws.SetCloseHandler(func(int, string) error { return nil })
 	ws.SetPongHandler(func(string) error { c.touch(); return nil })
-	c.touch()
-	c.lastPing.Store(c.lastRead.Load())
+	opened := int64(sinceEpoch())
+	c.lastHeard.Store(opened)
+	c.lastPing.Store(opened)
 	if k != nil {
 		k.add(c)
 	}
 	return c
 }
 
-func (c *conn) touch() { c.lastRead.Store(int64(sinceEpoch())) }
+// touch notes that the peer sent something, for the keep-alive. It reads
+// no clock, which every read of a message would pay: the keep-alive dates
+// it when it next looks, at most a quarter of a period later, which can
+// only delay a cut, never hasten it. A read costs a load, rarely a store.
+func (c *conn) touch() {
+	if !c.heard.Load() {
+		c.heard.Store(true)
+	}
+}
 
 // keepAlive is the keep-alive's look at c at now (sinceEpoch): it pings c
 // a period after its last ping, and cuts it when the peer has sent nothing
@@ -90,7 +100,10 @@ func (c *conn) keepAlive(now, period time.Duration) bool {
 	if c.peerClosed.Load() {
 		return false
 	}
-	if now-time.Duration(c.lastRead.Load()) > 2*period {
+	if c.heard.Swap(false) {
+		c.lastHeard.Store(int64(now))
+	}
+	if now-time.Duration(c.lastHeard.Load()) > 2*period {
 		c.silent.Store(true)
 		go c.nc.Close() // a TLS close_notify may wait
 		return false
