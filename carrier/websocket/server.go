@@ -21,6 +21,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/porthole/porthole/carrier"
+	"github.com/porthole/porthole/internal/bufpool"
 	"github.com/porthole/porthole/internal/netutil"
 )
 
@@ -126,7 +127,7 @@ func (s *Server) Accept(w http.ResponseWriter, r *http.Request) (net.Conn, error
 			// relay's copy buffer bypasses it. Small, as an idle tunnel
 			// holds it.
 			ReadBufferSize:  readBufferSize,
-			WriteBufferSize: 32 << 10,
+			WriteBufferSize: bufpool.Small,
 			WriteBufferPool: &writeBuffers,
 			Subprotocols:    []string{Subprotocol},
 			CheckOrigin:     func(*http.Request) bool { return true }, // Check did it
