@@ -58,5 +58,5 @@ func Handshake(ctx context.Context, conn net.Conn, u *url.URL, header http.Heade
 		}
 		return nil, nil, fmt.Errorf("WebSocket handshake: %w", err)
 	}
-	return newConn(ws, conn, handOff, 0, nil), resp.Header, nil
+	return newConn(ws, handOff, 0, nil), resp.Header, nil
 }

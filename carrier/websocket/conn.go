@@ -62,10 +62,10 @@ var errSilent = errors.New("websocket: cut: the peer sent nothing, not even a po
 // maxCloseWait bounds writing a Close frame.
 const maxCloseWait = 5 * time.Second
 
-// newConn makes the tunnel of ws, which runs over nc through the
-// connection netutil.NewHandOff made of it; k, if not nil, keeps it alive.
-func newConn(ws *websocket.Conn, nc net.Conn, handOff *netutil.HandOff, readLimit int64, k *keepalive) *conn {
-	c := &conn{ws: ws, nc: nc, handOff: handOff, keepalive: k}
+// newConn makes the tunnel of ws, which runs over the connection
+// handOff's was made of; k, if not nil, keeps it alive.
+func newConn(ws *websocket.Conn, handOff *netutil.HandOff, readLimit int64, k *keepalive) *conn {
+	c := &conn{ws: ws, nc: handOff.Conn(), handOff: handOff, keepalive: k}
 	ws.SetReadLimit(readLimit)
 	// The peer's Close is its end of stream: answer it when our side ends.
 	ws.SetCloseHandler(func(int, string) error { return nil })

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -41,7 +40,7 @@ func TestHandOffWriteFails(t *testing.T) {
 			_, err = c.(io.WriterTo).WriteTo(failingWriter{})
 			ended <- err
 		}), useTLS)
-		addr := strings.TrimPrefix(strings.TrimPrefix(srv.URL, "http://"), "https://")
+		addr := srv.Listener.Addr().String()
 		var conn net.Conn
 		var err error
 		if useTLS {

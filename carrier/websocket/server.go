@@ -144,15 +144,14 @@ func (s *Server) Accept(w http.ResponseWriter, r *http.Request) (net.Conn, error
 	if err != nil {
 		return nil, fmt.Errorf("websocket carrier: %w", err)
 	}
-	hj.nc.SetDeadline(time.Time{})
-	return newConn(ws, hj.nc, hj.handOff, s.readLimit(), s.keepalive), nil
+	hj.handOff.Conn().SetDeadline(time.Time{})
+	return newConn(ws, hj.handOff, s.readLimit(), s.keepalive), nil
 }
 
 // hijacker hands gorilla the hijacked connection through
 // netutil.NewHandOff, for the tunnel's WriteTo.
 type hijacker struct {
 	http.ResponseWriter
-	nc      net.Conn
 	handOff *netutil.HandOff
 }
 
@@ -161,9 +160,8 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	h.nc = nc
-	reads, handOff := netutil.NewHandOff(nc)
-	h.handOff = handOff
+	var reads net.Conn
+	reads, h.handOff = netutil.NewHandOff(nc)
 	return reads, brw, nil
 }
 

@@ -35,6 +35,9 @@ func NewHandOff(c net.Conn) (net.Conn, *HandOff) {
 	return &handOffConn{c, h}, h
 }
 
+// Conn returns the connection NewHandOff wrapped.
+func (h *HandOff) Conn() net.Conn { return h.conn }
+
 // read reads from the connection, calling Func first if it would wait.
 func (h *HandOff) read(p []byte) (int, error) {
 	if h.Func == nil || len(p) == 0 {

@@ -10,36 +10,6 @@ import (
 	"github.com/porthole/porthole/internal/netutil"
 )
 
-// handOffEnds returns the writing end of a connection and, for its
-// reading end, what NewHandOff made of it, over TCP and over TLS;
-// arrived waits until the bytes written so far have reached the reading
-// end's socket.
-type handOffEnds func(t *testing.T) (peer, reads net.Conn, h *netutil.HandOff, arrived func())
-
-var handOffCases = []struct {
-	name string
-	ends handOffEnds
-}{
-	{"TCP", func(t *testing.T) (net.Conn, net.Conn, *netutil.HandOff, func()) {
-		a, b := pair(t)
-		reads, h := netutil.NewHandOff(b)
-		return a, reads, h, func() { queued(t, b) }
-	}},
-	{"TLS", func(t *testing.T) (net.Conn, net.Conn, *netutil.HandOff, func()) {
-		client, server := tlsEnds(t)
-		reads, h := netutil.NewHandOff(server)
-		return client, reads, h, func() { queued(t, server.NetConn().(*net.TCPConn)) }
-	}},
-}
-
-// queued waits until c's socket has bytes to read.
-func queued(t *testing.T, c *net.TCPConn) {
-	t.Helper()
-	if _, err := waiter(t, c).Queued(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // readString reads once from c and fails the test unless it returns want.
 func readString(t *testing.T, c net.Conn, want string) {
 	t.Helper()
@@ -55,7 +25,24 @@ func readString(t *testing.T, c net.Conn, want string) {
 // enough for the peer's answer to reach it; a hand-off's error is the
 // Read's, without waiting; the peer's end is reported.
 func TestHandOff(t *testing.T) {
-	for _, tc := range handOffCases {
+	// ends returns the writing end of a connection and what NewHandOff
+	// made of its reading end; arrived waits until the bytes written so
+	// far have reached the reading end's socket.
+	for _, tc := range []struct {
+		name string
+		ends func(t *testing.T) (peer, reads net.Conn, h *netutil.HandOff, arrived func())
+	}{
+		{"TCP", func(t *testing.T) (net.Conn, net.Conn, *netutil.HandOff, func()) {
+			a, b := pair(t)
+			reads, h := netutil.NewHandOff(b)
+			return a, reads, h, func() { queued(t, b) }
+		}},
+		{"TLS", func(t *testing.T) (net.Conn, net.Conn, *netutil.HandOff, func()) {
+			client, server := tlsEnds(t)
+			reads, h := netutil.NewHandOff(server)
+			return client, reads, h, func() { queued(t, server.NetConn().(*net.TCPConn)) }
+		}},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			peer, reads, h, arrived := tc.ends(t)
 			calls := 0

@@ -163,7 +163,7 @@ func (r *Readiness) Readable() (readable, ok bool) {
 }
 
 // readNow reads a connection's bytes only when they are there: a
-// HandOffConn's first try.
+// HandOff's first try.
 type readNow struct {
 	rc        syscall.RawConn       // a TCP socket's; nil for other connections
 	try       func(fd uintptr) bool // rc.Read's callback
@@ -179,7 +179,10 @@ func (r *readNow) init(c net.Conn) {
 			r.rc = rc
 			r.try = func(fd uintptr) bool {
 				r.n, r.err = unix.Read(int(fd), r.p)
-				return true // never park: the caller hands off first
+				// Never park here: the caller hands off first, outside
+				// this callback, which holds the socket, so that a write
+				// blocked on the service cannot hold up its Close.
+				return true
 			}
 			return
 		}

@@ -51,10 +51,7 @@ func TestReadable(t *testing.T) {
 			t.Fatal("Readable before any write")
 		}
 		client.Write([]byte("hello"))
-		w := waiter(t, server.NetConn().(*net.TCPConn))
-		if _, err := w.Queued(); err != nil {
-			t.Fatal(err)
-		}
+		queued(t, server.NetConn().(*net.TCPConn))
 		if !readable(t, rs) {
 			t.Fatal("not Readable with a record queued beneath TLS")
 		}
@@ -74,6 +71,14 @@ func TestReadable(t *testing.T) {
 			t.Fatalf("Readiness of a net.Pipe = %v, true; want ok false", r)
 		}
 	})
+}
+
+// queued waits until c's socket has bytes to read.
+func queued(t *testing.T, c *net.TCPConn) {
+	t.Helper()
+	if _, err := waiter(t, c).Queued(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // waiter makes a Waiter on c and fails the test when it cannot.

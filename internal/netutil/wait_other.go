@@ -29,7 +29,7 @@ func NewReadiness(net.Conn) *Readiness { return &Readiness{} }
 func (*Readiness) Readable() (readable, ok bool) { return false, false }
 
 // readNow cannot tell whether bytes are waiting: Linux-only here, so a
-// HandOffConn hands off before every Read.
+// HandOff's connection hands off before every Read that could wait.
 type readNow struct{}
 
 func (*readNow) init(net.Conn) {}
